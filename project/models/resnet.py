@@ -1,0 +1,89 @@
+"""CIFAR ResNet with 6n+2 weighted layers (He et al. 2016, Sec. 4.2)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from torch import Tensor, nn
+
+from project.models.blocks import BasicBlock
+from project.nn import Conv2d, GlobalAvgPool2d, Linear, make_activation, make_norm
+
+HEADS = ("linear", "conv")
+
+# Small classifier init: near-zero initial logits, so the initial loss is ln(num_classes).
+CLASSIFIER_INIT_STD = 0.01
+
+
+class ResNet(nn.Module):
+    """3×3 conv (16) -> 3 stages of n BasicBlocks (16@32×32, 32@16×16, 64@8×8) -> pool -> head.
+
+    Input (B, 3, 32, 32) -> logits (B, num_classes). Stages 2 and 3 downsample with a stride-2
+    first conv. Depth = 1 + 6n + 1 weighted layers (ResNet-20 for n = 3: 0.27M parameters).
+
+    head="linear": global average pool, then one fully connected layer (COL775).
+    head="conv": fully convolutional — a 1×1 convolution to num_classes channels, then global
+    average pooling; no Linear layer anywhere (HW2).
+    `features(x)` returns the penultimate features: the pooled (B, widths[-1]) vector.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        num_classes: int = 10,
+        norm: str = "bn",
+        head: str = "linear",
+        shortcut: str = "A",
+        activation: str = "relu",
+        widths: tuple[int, ...] = (16, 32, 64),
+        norm_options: dict | None = None,
+        in_channels: int = 3,
+    ):
+        super().__init__()
+        if n < 1:
+            raise ValueError(f"ResNet needs n >= 1 blocks per stage, got n={n}")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
+        self.n, self.head_kind = n, head
+        widths = tuple(widths)
+        norm_factory = partial(make_norm, norm, **dict(norm_options or {}))
+        act_factory = partial(make_activation, activation)
+        self.stem = nn.Sequential(
+            Conv2d(in_channels, widths[0], 3, padding=1), norm_factory(widths[0]), act_factory()
+        )
+        stages, width_in = [], widths[0]
+        for i, width in enumerate(widths):
+            blocks = []
+            for j in range(n):
+                stride = 2 if (i > 0 and j == 0) else 1
+                blocks.append(
+                    BasicBlock(width_in, width, stride, norm_factory, act_factory, shortcut)
+                )
+                width_in = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = GlobalAvgPool2d()
+        if head == "linear":
+            self.fc = Linear(widths[-1], num_classes, init_std=CLASSIFIER_INIT_STD)
+        else:
+            self.classifier = Conv2d(
+                widths[-1], num_classes, 1, bias=True, init_std=CLASSIFIER_INIT_STD
+            )
+
+    def feature_map(self, x: Tensor) -> Tensor:
+        """(B, 3, H, W) -> (B, widths[-1], H/4, W/4)."""
+        return self.stages(self.stem(x))
+
+    def features(self, x: Tensor) -> Tensor:
+        """Penultimate features: (B, 3, H, W) -> (B, widths[-1])."""
+        return self.pool(self.feature_map(x))
+
+    def forward(self, x: Tensor, return_features: bool = False):
+        """(B, 3, H, W) -> logits (B, num_classes) [, features (B, widths[-1])]."""
+        fmap = self.feature_map(x)
+        feats = self.pool(fmap)
+        if self.head_kind == "linear":
+            logits = self.fc(feats)
+        else:
+            logits = self.pool(self.classifier(fmap))
+        return (logits, feats) if return_features else logits

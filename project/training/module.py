@@ -1,0 +1,163 @@
+"""The LightningModule: cross-entropy training of any project model, metrics per stage."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra.utils import instantiate
+from torch import Tensor, nn
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from project.models.factory import build_model
+from project.nn import apply_constraints_
+from project.training.metrics import SPLITS, classification_metrics, feature_quantiles
+
+
+def l1_penalty(model: nn.Module) -> Tensor:
+    """Σ|w| over the conv and linear weights (tensors with ≥ 2 dims; not norms or biases)."""
+    return sum(p.abs().sum() for p in model.parameters() if p.dim() > 1)
+
+
+class ImageClassifier(L.LightningModule):
+    """Trains `build_model(model, norm, num_classes)` with cross-entropy.
+
+    Everything needed to rebuild the network (model and norm configs, classes, the data's
+    normalisation statistics) is saved as hyperparameters, so a checkpoint alone is enough for
+    `project.evaluate` and `project.export`.
+
+    Logged: `train/loss` per step and epoch; `{train,val}/{loss,acc,f1_micro,f1_macro}` per epoch;
+    `val/feat_qXX`, quantiles of the penultimate features over the whole val set, per epoch; in
+    the final evaluation (`trainer.test` over the splits in `eval_splits`),
+    `final/{train,val}/...` and `test/...`.
+    """
+
+    def __init__(
+        self,
+        model: Mapping,
+        norm: Mapping,
+        optimizer: Mapping,
+        scheduler: Mapping,
+        num_classes: int = 10,
+        l1: float = 0.0,
+        label_smoothing: float = 0.0,
+        feature_quantiles: Sequence[float] = (0.01, 0.2, 0.8, 0.99),
+        compile: bool = False,
+        channels_last: bool = False,
+        class_names: Sequence[str] | None = None,
+        data_stats: Mapping | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.model = build_model(model, norm, num_classes)
+        if channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        # torch.compile wraps the model; keep the wrapper out of the module tree so state_dict
+        # keys stay `model.*` whether or not it is compiled.
+        object.__setattr__(self, "_net", torch.compile(self.model) if compile else self.model)
+        self.train_metrics = classification_metrics(num_classes, "train/")
+        self.val_metrics = classification_metrics(num_classes, "val/")
+        self.final_metrics = nn.ModuleDict(
+            # keyed "final_<split>": a ModuleDict key may not shadow nn.Module.train
+            {f"final_{s}": classification_metrics(num_classes, f"{s}/") for s in SPLITS}
+        )
+        self.confusion = MulticlassConfusionMatrix(num_classes)
+        self.eval_splits: tuple[str, ...] = ("test",)
+        self.initial_loss: float | None = None
+        self.final_results: dict[str, float] = {}
+        self._val_features: list[Tensor] = []
+        self._final_loss: dict[str, list[Tensor]] = {}
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["normres"] = {"initial_loss": self.initial_loss}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.initial_loss = checkpoint.get("normres", {}).get("initial_loss", self.initial_loss)
+
+    def on_fit_start(self) -> None:
+        # The input normalisation is part of the model: evaluate/export need it with the weights.
+        dm = self.trainer.datamodule
+        if dm is not None and hasattr(dm, "mean"):
+            self.hparams["data_stats"] = {
+                "mean": [float(v) for v in dm.mean],
+                "std": [float(v) for v in dm.std],
+                "normalize": getattr(dm, "normalize", "train"),
+                "dataset": getattr(dm, "dataset", None),
+            }
+
+    def _step(self, batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        x, y = batch
+        if self.hparams.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits, feats = self._net(x, return_features=True)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.hparams.label_smoothing)
+        return loss, logits, feats, y
+
+    def training_step(self, batch, batch_idx: int) -> Tensor:
+        loss, logits, _, y = self._step(batch)
+        if self.initial_loss is None and self.global_step == 0:
+            self.initial_loss = float(loss.detach())
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.train_metrics(logits, y)
+        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        if self.hparams.l1:
+            loss = loss + self.hparams.l1 * l1_penalty(self.model)
+        return loss
+
+    def optimizer_step(self, *args, **kwargs):
+        super().optimizer_step(*args, **kwargs)
+        apply_constraints_(self.model)  # BIN's ρ back into [0, 1] after every step
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        loss, logits, feats, y = self._step(batch)
+        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.val_metrics(logits, y)
+        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=False)
+        self._val_features.append(feats.detach().float())
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_features or self.trainer.sanity_checking:
+            self._val_features.clear()
+            return
+        feats = self.all_gather(torch.cat(self._val_features)).reshape(-1)
+        self._val_features.clear()
+        quantiles = feature_quantiles(feats, self.hparams.feature_quantiles)
+        self.log_dict({f"val/{k}": v for k, v in quantiles.items()}, sync_dist=False)
+
+    # Final evaluation of the restored best checkpoint: one dataloader per split in eval_splits.
+    def on_test_epoch_start(self) -> None:
+        self._final_loss = {s: [] for s in self.eval_splits}
+
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        split = self.eval_splits[dataloader_idx]
+        loss, logits, _, y = self._step(batch)
+        self.final_metrics[f"final_{split}"].update(logits, y)
+        self._final_loss[split].append(loss.detach() * len(y))
+        if split == "test":
+            self.confusion.update(logits, y)
+
+    def on_test_epoch_end(self) -> None:
+        results = {}
+        for split in self.eval_splits:
+            prefix = "" if split == "test" else "final/"
+            values = self.final_metrics[f"final_{split}"].compute()
+            self.final_metrics[f"final_{split}"].reset()
+            for key, value in values.items():
+                results[key] = float(value)
+                self.log(prefix + key, value, add_dataloader_idx=False)
+        self.final_results = results
+
+    def configure_optimizers(self):
+        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
+        max_epochs = max(1, self.trainer.max_epochs or 1)
+        steps = self.trainer.estimated_stepping_batches
+        steps_per_epoch = max(1, int(steps // max_epochs)) if steps != float("inf") else 1
+        scheduler = instantiate(self.hparams.scheduler)(
+            optimizer, max_epochs=max_epochs, steps_per_epoch=steps_per_epoch
+        )
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,56 @@
+"""Shared test utilities: run the real CLI on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+# A model and data small enough that a full run (fit + final evaluation) takes seconds on 2 cores.
+TINY = [
+    "data=synthetic",
+    "data.train_size=160",
+    "data.test_size=64",
+    "data.val_size=0.25",
+    "model.n=1",
+    "model.widths=[8,16,16]",
+    "batch_size=32",
+    "trainer=cpu",
+    "trainer.max_epochs=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.enable_model_summary=false",
+    "callbacks.progress_bar=null",
+    "logger=csv",
+]
+
+
+def cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 300, env=None):
+    """Run `python -m <module> args...` as a user would; return the CompletedProcess."""
+    full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def train(run_dir: Path, *overrides: str, tiny: bool = True, **kwargs):
+    """`python -m project.train` into run_dir; TINY's data keys give way to another `data=`."""
+    base = TINY if tiny else []
+    if any(o.startswith("data=") for o in overrides):
+        base = [a for a in base if not a.startswith("data")]  # train_size etc. are synthetic's
+    args = [*base, *overrides, f"hydra.run.dir={run_dir}"]
+    return cli("project.train", *args, **kwargs)
+
+
+def read_results(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "results.json").read_text())

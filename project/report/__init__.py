@@ -1,0 +1,10 @@
+"""Reports over training runs: summary tables, plots, a BN sanity check and an HTML page.
+
+Use `python -m project.report PATH... [--out DIR] [--title T]` or `make_report(paths, out_dir)`.
+It only reads run directories written by `python -m project.train`, so it works offline and
+with W&B disabled.
+"""
+
+from project.report.build import make_report
+
+__all__ = ["make_report"]

@@ -21,7 +21,6 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from project.errors import UserError
@@ -46,14 +45,19 @@ def find_user_error(err: BaseException) -> UserError | None:
 def run_job(cfg: DictConfig) -> int:
     """Run one job; never raise. Returns the exit code (0 ok, 1 crashed, 2 user error)."""
     from project.training.results import write_results
-    from project.training.run import train
+    from project.training.validation import validate_config
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     print(OmegaConf.to_yaml(cfg, resolve=False))
     try:
+        validate_config(cfg)  # config mistakes stop here, in a second: Lightning is not loaded yet
+        from project.training.run import train
+
         train(cfg, run_dir)
         return 0
-    except SIGTERMException:
+    except SystemExit as err:  # Lightning's SIGTERMException is a SystemExit
+        if type(err).__name__ != "SIGTERMException":
+            raise
         report_error(
             f"interrupted by SIGTERM. Continue with: python -m project.train <same "
             f"overrides> resume=true hydra.run.dir={run_dir}"

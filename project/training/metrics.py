@@ -6,16 +6,20 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 # The nine numbers of every run: {train,val,test}/{acc,f1_micro,f1_macro}.
 METRIC_NAMES = ("acc", "f1_micro", "f1_macro")
 SPLITS = ("train", "val", "test")
 
 
-def classification_metrics(num_classes: int, prefix: str) -> MetricCollection:
-    """Accuracy, micro F1 and macro F1 (multiclass) with keys `<prefix>acc` etc."""
+def classification_metrics(num_classes: int, prefix: str):
+    """Accuracy, micro F1 and macro F1 (multiclass) as a torchmetrics `MetricCollection` with keys
+    `<prefix>acc` etc."""
+    # Imported here: torchmetrics loads torchvision's model zoo (seconds), which the config-error
+    # and results-writing paths that share this module's constants do not need.
+    from torchmetrics import MetricCollection
+    from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
+
     return MetricCollection(
         {
             "acc": MulticlassAccuracy(num_classes, average="micro"),

@@ -11,7 +11,7 @@ import torch
 
 from project.training.metrics import classification_metrics
 from project.training.results import METRIC_KEYS
-from tests.helpers import REPO, TINY, cli, read_results, train
+from tests.helpers import TINY, cli, read_results, train
 
 ALL_NORMS = ["bn", "in", "bin", "ln", "gn", "none", "torch_bn"]
 
@@ -138,17 +138,3 @@ def test_f1_agrees_with_confusion_matrix():
     assert float(metrics["x/f1_macro"]) == pytest.approx(float(per_class_f1.mean()), abs=1e-6)
     assert float(metrics["x/f1_micro"]) == pytest.approx(float(micro), abs=1e-6)
     assert float(metrics["x/acc"]) == pytest.approx(float(tp.sum() / cm.sum()), abs=1e-6)
-
-
-def _unused_conf_groups_exist():
-    conf = REPO / "conf"
-    for group, options in {
-        "model": ["resnet", "resnet_fcn", "simplenn"],
-        "data": ["cifar10", "cifar100", "folder", "synthetic"],
-        "optimizer": ["sgd", "adamw"],
-        "scheduler": ["multistep", "step", "cosine", "onecycle", "none"],
-        "trainer": ["default", "cpu", "gpu", "ddp", "debug"],
-        "logger": ["wandb", "csv", "none"],
-    }.items():
-        for option in options:
-            assert (conf / group / f"{option}.yaml").is_file(), f"{group}/{option}"

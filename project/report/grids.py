@@ -84,7 +84,7 @@ def weight_histograms(runs: list[Run], colors: dict[str, tuple]) -> tuple[Figure
             ax.set_title(f"{role}: {name}", fontsize=7)
             ax.tick_params(labelsize=6)
             if c == 0:
-                ax.set_ylabel(run.label, fontsize=7)
+                ax.set_ylabel(run.label.replace(" ", "\n"), fontsize=7)  # one override per line
     more = any(_has_weights(r) for r in runs[runs.index(rows[-1][0]) + 1 :])
     note = (
         f"Showing the first {MAX_WEIGHT_ROWS} runs with weights (in table order)." if more else ""

@@ -157,8 +157,10 @@ def _override_key(override: str) -> str:
 
 
 def natural_key(text: str) -> list[Any]:
-    """Sort key that orders `batch_size=8` before `batch_size=128`."""
-    return [(0, int(t), "") if t.isdigit() else (1, 0, t) for t in re.split(r"(\d+)", text) if t]
+    """Sort key that orders numbers by value: `batch_size=8` before `batch_size=128`,
+    `lr=0.001` before `lr=0.01`, `weight_decay=1e-5` before `weight_decay=1e-4`."""
+    parts = re.split(r"(\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)", text)
+    return [(0, float(t), "") if t[0].isdigit() else (1, 0.0, t) for t in parts if t]
 
 
 def assign_labels(runs: list[Run]) -> None:

@@ -1,0 +1,99 @@
+"""Part 1: each scratch norm layer against torch's own, on the ResNet's feature-map shapes.
+
+Train mode times forward + backward (sum of y·g with a fixed random g, so the backward sees a
+realistic dense gradient). Eval mode times the forward pass alone under `torch.no_grad()` —
+what validation and inference run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from project.bench.timing import interleaved_medians, print_row
+from project.nn import default_num_groups, make_norm
+
+NORMS = ("bn", "in", "bin", "ln", "gn")
+
+# The three stages of a CIFAR ResNet: (channels, spatial size).
+STAGE_SHAPES = ((16, 32), (32, 16), (64, 8))
+QUICK_SHAPES = ((16, 8), (32, 4))
+
+
+def torch_norm(kind: str, channels: int) -> nn.Module:
+    """torch's counterpart of the scratch norm `kind` (BIN has none: compared with BN)."""
+    if kind in ("bn", "bin"):
+        return nn.BatchNorm2d(channels)
+    if kind == "in":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "ln":
+        return nn.GroupNorm(1, channels)
+    if kind == "gn":
+        return nn.GroupNorm(default_num_groups(channels), channels)
+    raise ValueError(f"no torch counterpart for norm {kind!r}")
+
+
+def _train_step(layer: nn.Module, x: torch.Tensor, g: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        x.grad = None
+        for p in layer.parameters():
+            p.grad = None
+        layer(x).backward(g)
+
+    return step
+
+
+def _eval_step(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
+    def step() -> None:
+        with torch.no_grad():
+            layer(x)
+
+    return step
+
+
+def bench_layers(
+    batch_size: int,
+    repeats: int,
+    device: torch.device,
+    shapes=STAGE_SHAPES,
+    norms=NORMS,
+    channels_last: bool = False,
+    warmup: int = 3,
+    inner: int = 5,
+) -> list[dict]:
+    """One row per (norm, shape, mode): median seconds of scratch and torch, and their ratio."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    rows = []
+    gen = torch.Generator().manual_seed(0)
+    for kind in norms:
+        for c, hw in shapes:
+            shape = (batch_size, c, hw, hw)
+            x = torch.randn(shape, generator=gen).to(device, memory_format=fmt)
+            g = torch.randn(shape, generator=gen).to(device, memory_format=fmt)
+            x.requires_grad_(True)
+            scratch = make_norm(kind, c).to(device)
+            ref = torch_norm(kind, c).to(device)
+            for mode in ("train", "eval"):
+                scratch.train(mode == "train")
+                ref.train(mode == "train")
+                if mode == "train":
+                    fns = {"scratch": _train_step(scratch, x, g), "torch": _train_step(ref, x, g)}
+                else:
+                    fns = {"scratch": _eval_step(scratch, x), "torch": _eval_step(ref, x)}
+                t = interleaved_medians(fns, repeats, warmup=warmup, inner=inner, device=device)
+                rows.append(
+                    {
+                        "part": "layer",
+                        "norm": kind,
+                        "shape": "x".join(map(str, shape)),
+                        "mode": mode,
+                        "timed": "fwd+bwd" if mode == "train" else "fwd (no_grad)",
+                        "scratch_ms": 1e3 * t["scratch"],
+                        "torch_ms": 1e3 * t["torch"],
+                        "ratio": t["scratch"] / t["torch"],
+                    }
+                )
+                print_row(rows[-1])
+    return rows

@@ -1,0 +1,79 @@
+"""Interleaved median timing: both sides of a comparison measured in turn, in the same process.
+
+Timing A for a while and then B for a while lets slow drift (CPU frequency, other processes,
+allocator state) bias the ratio. Here every repeat runs each candidate once, in rotating order,
+so drift hits both sides alike; the median over repeats discards the occasional outlier.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def setup_threads(threads: int | None) -> int:
+    """Pin torch's intra-op thread count (default: the machine's cores) and return it.
+
+    torch may otherwise pick a different count per process (or oversubscribe under a test
+    runner), and a ratio measured at 1 thread says little about 2.
+    """
+    if not threads:
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        threads = len(cores) if cores else (os.cpu_count() or 1)
+    torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]],
+    repeats: int,
+    warmup: int = 2,
+    inner: int = 1,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Median seconds per call of each function in `fns`, measured interleaved.
+
+    Each function first runs `warmup` times (allocator, caches, lazy init, compilation). Then
+    `repeats` rounds each time every function `inner` back-to-back calls; the order rotates per
+    round so that no side always runs first (or right after the other).
+    """
+    device = torch.device(device)
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    _sync(device)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for r in range(max(1, repeats)):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            fn = fns[name]
+            _sync(device)
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            _sync(device)
+            samples[name].append((time.perf_counter() - t0) / inner)
+    return {name: statistics.median(s) for name, s in samples.items()}
+
+
+def print_row(row: dict) -> None:
+    """Progress line for one measured comparison (a full run takes minutes)."""
+    values = "  ".join(
+        f"{key} {value:.2f}" if isinstance(value, float) else f"{key} {value}"
+        for key, value in row.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    )
+    print(
+        f"  {row['part']:5s} {row['norm']:4s} {row['shape']:16s} {row['mode']:10s} {values}",
+        flush=True,
+    )

@@ -1,0 +1,135 @@
+"""`python -m project.bench`: quick runs produce their tables; the reference model is faithful.
+
+No timing assertions: timings on a shared CI machine say nothing reliable.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from project.bench.layers import NORMS, QUICK_SHAPES
+from project.bench.reference import reference_like
+from project.bench.report import write_tables
+from project.models import ResNet
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quick_run_writes_tables(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "project.bench", "--quick", "--parts", "layer,model", "--out", out],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "threads: " in proc.stdout
+    with open(out / "bench.csv") as f:
+        rows = list(csv.DictReader(f))
+    layer = {(r["norm"], r["shape"], r["mode"]) for r in rows if r["part"] == "layer"}
+    want = {
+        (kind, f"8x{c}x{hw}x{hw}", mode)
+        for kind in NORMS
+        for c, hw in QUICK_SHAPES
+        for mode in ("train", "eval")
+    }
+    assert layer == want
+    assert {r["norm"] for r in rows if r["part"] == "model"} == set(NORMS)
+    for r in rows:
+        assert float(r["ratio"]) > 0
+        assert float(r["scratch_ms"]) > 0 and float(r["torch_ms"]) > 0
+    md = (out / "bench.md").read_text()
+    assert "| ratio |" in md and "Model step" in md
+
+
+def test_quick_framework_and_data_parts_write_rows(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "project.bench", "--quick", "--parts", "framework,data"]
+        + ["--threads", "1", "--out", out],  # 1 thread: steadier on a busy 2-core machine
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out / "bench.csv") as f:
+        rows = list(csv.DictReader(f))
+    framework = [r for r in rows if r["part"] == "framework"]
+    data = [r for r in rows if r["part"] == "data"]
+    assert len(framework) == 1 and len(rows) == 3
+    assert framework[0]["mode"] == "train epoch" and "Lightning" in framework[0]["timed"]
+    assert ["B=8" in data[0]["shape"], "B=128" in data[1]["shape"]] == [True, True]
+    for row, keys in [(framework[0], ("lightning_ms", "bare_ms"))] + [
+        (r, ("pipeline_img_s", "model_img_s")) for r in data
+    ]:
+        for key in (*keys, "ratio"):
+            assert math.isfinite(float(row[key])) and float(row[key]) > 0, (key, row)
+    md = (out / "bench.md").read_text()
+    assert "## Framework" in md and "## Data" in md and "| lightning_ms | bare_ms |" in md
+
+
+def test_missing_data_folder_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "no-such-folder"
+    proc = subprocess.run(
+        [sys.executable, "-m", "project.bench", "--parts", "layer,framework", "--data", missing],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+    assert f"--data {missing}: no such folder" in proc.stderr
+    assert "layer" not in proc.stdout  # checked before any part ran
+
+
+def test_tables_hold_each_parts_own_columns(tmp_path):
+    rows = [
+        {"part": "model", "norm": "bn", "shape": "s", "mode": "m", "timed": "t"}
+        | {"scratch_ms": 2.0, "torch_ms": 1.0, "ratio": 2.0},
+        {"part": "data", "norm": "bn", "shape": "s", "mode": "m", "timed": "t"}
+        | {"pipeline_img_s": 900, "model_img_s": 100, "ratio": 9.0, "note": "setup 1 s"},
+    ]
+    md = write_tables(rows, {"threads": 2}, tmp_path)
+    with open(tmp_path / "bench.csv") as f:
+        header, model, data = list(csv.reader(f))
+    assert header[-2:] == ["ratio", "note"] and "pipeline_img_s" in header
+    assert model[header.index("pipeline_img_s")] == "" and data[header.index("torch_ms")] == ""
+    assert data[header.index("ratio")] == "9.000"
+    assert "| norm | shape | mode | timed | scratch_ms | torch_ms | ratio |" in md
+    assert "| pipeline_img_s | model_img_s | ratio | note |" in md
+
+
+def test_unknown_part_is_an_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "project.bench", "--parts", "layers"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0 and "unknown part" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", NORMS)
+def test_reference_resnet_matches_scratch_resnet(kind):
+    """Same weights -> same logits and gradients: the benchmark compares like with like."""
+    torch.manual_seed(0)
+    ours = ResNet(1, norm=kind).double().train()
+    ref = reference_like(ours, kind).double().train()
+    x = torch.randn(4, 3, 16, 16, dtype=torch.float64)
+    y_ours, y_ref = ours(x), ref(x)
+    torch.testing.assert_close(y_ours, y_ref, atol=1e-10, rtol=1e-10)
+    y_ours.sum().backward()
+    y_ref.sum().backward()
+    torch.testing.assert_close(ours.stem[0].weight.grad, ref.stem[0].weight.grad)

@@ -92,10 +92,13 @@ class ImageClassifier(L.LightningModule):
 
     def _step(self, batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         x, y = batch
+        x = x.to(self.dtype)  # float32 from the data module; trainer.precision=64-true wants double
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         logits, feats = self._net(x, return_features=True)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.hparams.label_smoothing)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # the loss in float32 under mixed precision
+        loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
         return loss, logits, feats, y
 
     def training_step(self, batch, batch_idx: int) -> Tensor:

@@ -267,8 +267,13 @@ def test_folder_errors(tmp_path):
     (tmp_path / "half" / "test").mkdir()
     with pytest.raises(UserError, match="no class subfolders"):
         ImageDataModule("folder", root=str(tmp_path / "half"))
+    (tmp_path / "one" / "train" / "cat").mkdir(parents=True)
+    (tmp_path / "one" / "test").mkdir()
+    with pytest.raises(UserError, match="at least two"):
+        ImageDataModule("folder", root=str(tmp_path / "one"))
     for split in ("train", "test"):
-        (tmp_path / "empty" / split / "cat").mkdir(parents=True)
+        for cls in ("cat", "dog"):
+            (tmp_path / "empty" / split / cls).mkdir(parents=True)
     dm = ImageDataModule("folder", root=str(tmp_path / "empty"), val_size=1)
     with pytest.raises(UserError, match="no images"):
         dm.setup("fit")

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# Every study at CPU scale on ../shared/data/cifar10-mini (4,068 train -> 3,254 train / 814 val,
+# 1,017 test; lossless CIFAR-10 images), then its report into experiments/<study>/.
+#   bash experiments/run_cpu.sh STUDY...     e.g.  bash experiments/run_cpu.sh labs norm_comparison
+# Studies: labs resnet_cifar norm_comparison bn_sanity batch_size_study hw2_fcn resnet20
+# REPORT_ONLY=1 skips the training and rebuilds the reports from the runs already in multirun/cpu/.
+# Epochs are cut from the configs' full-scale values so that each study takes minutes on 2 cores;
+# each README states the epochs used. Runs go to multirun/cpu/<experiment>/ (git-ignored).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# One thread per process: two studies run side by side on the 2 cores. (Two processes with 2 OpenMP
+# threads each on 2 cores spin against each other: measured 8x slower steps.)
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+PY=${PY:-.venv/bin/python}
+MINI="data=folder data.root=../shared/data/cifar10-mini logger=csv trainer=cpu"
+
+sweep() {  # sweep DIR_NAME EXPERIMENT [overrides...]: one Hydra multirun into multirun/cpu/DIR_NAME
+    local dir=$1 name=$2
+    shift 2
+    [ -n "${REPORT_ONLY:-}" ] && return 0
+    rm -rf "multirun/cpu/$dir"
+    $PY -m project.train --multirun "experiment=$name" $MINI "$@" \
+        "hydra.sweep.dir=multirun/cpu/$dir" || echo "[run_cpu] $name: some runs failed (see table)"
+}
+
+report() {  # report STUDY TITLE [run dirs...]
+    local study=$1 title=$2
+    shift 2
+    $PY -m project.report "${@:-multirun/cpu/$study}" --out "experiments/$study" --title "$title"
+}
+
+labs() {
+    for lab in lab_baseline lab_lr_decay lab_augment lab_bn lab_swish lab_lr_sweep lab_l2_sweep \
+        lab_l1_vs_l2; do
+        sweep "$lab" "$lab" trainer.max_epochs=20
+        report "$lab" "ECE661 lab: $lab (SimpleNN, cifar10-mini, 20 epochs)"
+    done
+}
+
+resnet_cifar() {  # the same run as norm_comparison's bn job: reported on its own here
+    report resnet_cifar "COL775 1.1: ResNet-14 + scratch BN (cifar10-mini, 6 epochs)" \
+        multirun/cpu/norm_comparison/0
+}
+
+norm_comparison() {  # its runs also log the feature quantiles: the feature_quantiles study
+    sweep norm_comparison norm_comparison trainer.max_epochs=6
+    report norm_comparison "COL775 1.2: six normalisations (ResNet-14, cifar10-mini, 6 epochs)"
+    report feature_quantiles "COL775 1.2.7: penultimate feature quantiles (cifar10-mini, 6 epochs)" \
+        multirun/cpu/norm_comparison
+}
+
+bn_sanity() {
+    sweep bn_sanity bn_sanity trainer.max_epochs=4
+    report bn_sanity "COL775 1.2.4: scratch BN vs torch BN (cifar10-mini, 4 epochs)"
+    # The same comparison in float64: rounding differences no longer grow into visible ones.
+    sweep bn_sanity_fp64 bn_sanity trainer.max_epochs=2 trainer.precision=64-true
+    $PY -m project.report multirun/cpu/bn_sanity_fp64 --out experiments/bn_sanity/fp64 \
+        --title "COL775 1.2.4 in float64 (cifar10-mini, 2 epochs)"
+}
+
+batch_size_study() {
+    sweep batch_size_study batch_size_study trainer.max_epochs=4
+    report batch_size_study "COL775 1.2.6: BN vs GN at batch 8 and 128 (cifar10-mini, 4 epochs)"
+}
+
+hw2_fcn() {
+    sweep hw2_fcn hw2_fcn trainer.max_epochs=5
+    report hw2_fcn "HW2: fully convolutional ResNet-20 (cifar10-mini, 5 epochs)"
+    [ -n "${REPORT_ONLY:-}" ] && return 0
+    local run=multirun/cpu/hw2_fcn
+    $PY -m project.export "ckpt=$run/0/checkpoints/best.ckpt" "out=$run/export/model.pt"
+    for ckpt in "$run/0/checkpoints/best.ckpt" "$run/export/model.pt"; do  # same predictions?
+        $PY -m project.evaluate "ckpt=$ckpt" data=folder data.root=../shared/data/cifar10-mini \
+            split=test "out=$run/evaluate_$(basename "$ckpt" | cut -d. -f1)"
+    done
+}
+
+resnet20() {
+    sweep resnet20 resnet20 trainer.max_epochs=5
+    report resnet20 "ECE661: ResNet-20 (cifar10-mini, 5 epochs)"
+}
+
+for study in "$@"; do
+    echo "=== $study $(date +%T)"
+    "$study"
+done
+echo "=== done $(date +%T)"

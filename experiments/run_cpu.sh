@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every study at CPU scale on ../shared/data/cifar10-mini (4,068 train -> 3,254 train / 814 val,
-# 1,017 test; lossless CIFAR-10 images), then its report into experiments/<study>/.
+# 1,017 test; lossless CIFAR-10 images), then its report into experiments/<study>/. One run,
+# resnet_cifar_jpeg, uses the full CIFAR-10 (../shared/data/cifar10-jpeg) instead.
 #   bash experiments/run_cpu.sh STUDY...     e.g.  bash experiments/run_cpu.sh labs norm_comparison
-# Studies: labs resnet_cifar norm_comparison bn_sanity batch_size_study hw2_fcn resnet20
+# Studies: labs resnet_cifar resnet_cifar_jpeg norm_comparison bn_sanity batch_size_study hw2_fcn resnet20
 # REPORT_ONLY=1 skips the training and rebuilds the reports from the runs already in multirun/cpu/.
 # Epochs are cut from the configs' full-scale values so that each study takes minutes on 2 cores;
 # each README states the epochs used. Runs go to multirun/cpu/<experiment>/ (git-ignored).
@@ -40,6 +41,17 @@ labs() {
 resnet_cifar() {  # the same run as norm_comparison's bn job: reported on its own here
     report resnet_cifar "COL775 1.1: ResNet-14 + scratch BN (cifar10-mini, 6 epochs)" \
         multirun/cpu/norm_comparison/0
+}
+
+resnet_cifar_jpeg() {  # full CIFAR-10 (JPEG copy): 40,000 / 10,000 / 10,000 images, 10 epochs, ~40 min
+    if [ -z "${REPORT_ONLY:-}" ]; then
+        rm -rf multirun/cpu/resnet_cifar_jpeg
+        $PY -m project.train experiment=resnet_cifar data=folder \
+            data.root=../shared/data/cifar10-jpeg logger=csv trainer=cpu trainer.max_epochs=10 \
+            hydra.run.dir=multirun/cpu/resnet_cifar_jpeg
+    fi
+    $PY -m project.report multirun/cpu/resnet_cifar_jpeg --out experiments/resnet_cifar/cifar10_jpeg \
+        --title "COL775 1.1: ResNet-14 + scratch BN on CIFAR-10 (JPEG), 10 epochs, CPU"
 }
 
 norm_comparison() {  # its runs also log the feature quantiles: the feature_quantiles study

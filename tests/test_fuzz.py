@@ -1,6 +1,7 @@
 """Fuzz: random combinations of valid overrides each train (one step) through the real run code.
 
-The configs are composed by Hydra exactly as `python -m project.train` does, then handed to
+The configs are composed by Hydra exactly as `python -m project.train` does
+(`project.training.compose`), then handed to
 `project.training.run.train` in this process (a subprocess per combination would spend its time
 importing Lightning). The combinations are drawn with a fixed seed, so a failure reproduces.
 """
@@ -10,13 +11,10 @@ from __future__ import annotations
 import random
 
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import open_dict
 
-from project.training.resolvers import register as register_resolvers
+from project.training.compose import compose_job_config
 from project.training.run import train
-from tests.helpers import REPO, TINY, read_results
+from tests.helpers import TINY, read_results
 
 SPACE = {
     "norm": ["bn", "in", "bin", "ln", "gn", "none", "torch_bn"],
@@ -39,24 +37,11 @@ ONE_STEP = [
 ]
 
 
-def compose_run_config(overrides: list[str], run_dir):
-    """The job config of `python -m project.train OVERRIDES hydra.run.dir=RUN_DIR`."""
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.hydra.runtime.output_dir = str(run_dir)
-    HydraConfig.instance().set_config(cfg)  # for ${hydra:runtime.output_dir} in callbacks
-    with open_dict(cfg):
-        del cfg["hydra"]
-    return cfg
-
-
 @pytest.mark.parametrize(
     "overrides", COMBINATIONS, ids=lambda o: ",".join(v.split("=")[1] for v in o)
 )
 def test_random_valid_overrides_train(tmp_path, overrides):
-    cfg = compose_run_config([*TINY, *ONE_STEP, *overrides], tmp_path)
+    cfg = compose_job_config([*TINY, *ONE_STEP, *overrides], tmp_path)
     train(cfg, tmp_path)
     results = read_results(tmp_path)
     assert results["status"] == "completed", results

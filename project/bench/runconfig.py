@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from project.data.folder import folder_class_names
 from project.errors import UserError
-from project.training.resolvers import register as register_resolvers
+from project.training.compose import compose_job_config
 from project.training.validation import validate_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,20 +53,11 @@ def data_choice(root: str | None, quick: bool) -> tuple[list[str], str | None]:
 def compose_run_config(
     overrides: list[str], root: str | None, run_dir: Path | None = None
 ) -> DictConfig:
-    """The validated config `python -m project.train <overrides>` would run in `run_dir`.
-
-    With a `run_dir`, as Hydra's own job runner does: the `hydra` node goes into `HydraConfig`
-    (callbacks refer to `${hydra:runtime.output_dir}`) and is removed from the job config.
-    """
-    register_resolvers()
-    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=run_dir is not None)
-    with open_dict(cfg):
-        if root is not None:
+    """The validated config `python -m project.train <overrides>` would run in `run_dir`, with
+    `data.root` set to `root` (see `compose_job_config`)."""
+    cfg = compose_job_config(overrides, run_dir)
+    if root is not None:
+        with open_dict(cfg):
             cfg.data.root = root  # set here, not as an override: a path needs no Hydra quoting
-        if run_dir is not None:
-            cfg.hydra.runtime.output_dir = str(run_dir)
-            HydraConfig.instance().set_config(cfg)
-            del cfg["hydra"]
     validate_config(cfg)
     return cfg

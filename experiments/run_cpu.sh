@@ -24,7 +24,7 @@ sweep() {  # sweep DIR_NAME EXPERIMENT [overrides...]: one Hydra multirun into m
         "hydra.sweep.dir=multirun/cpu/$dir" || echo "[run_cpu] $name: some runs failed (see table)"
 }
 
-report() {  # report STUDY TITLE [run dirs...]
+report() {  # report OUT TITLE [run dirs...]: into experiments/OUT (runs: multirun/cpu/OUT)
     local study=$1 title=$2
     shift 2
     $PY -m project.report "${@:-multirun/cpu/$study}" --out "experiments/$study" --title "$title"
@@ -50,8 +50,9 @@ resnet_cifar_jpeg() {  # full CIFAR-10 (JPEG copy): 40,000 / 10,000 / 10,000 ima
             data.root=../shared/data/cifar10-jpeg logger=csv trainer=cpu trainer.max_epochs=10 \
             hydra.run.dir=multirun/cpu/resnet_cifar_jpeg
     fi
-    $PY -m project.report multirun/cpu/resnet_cifar_jpeg --out experiments/resnet_cifar/cifar10_jpeg \
-        --title "COL775 1.1: ResNet-14 + scratch BN on CIFAR-10 (JPEG), 10 epochs, CPU"
+    report resnet_cifar/cifar10_jpeg \
+        "COL775 1.1: ResNet-14 + scratch BN on CIFAR-10 (JPEG), 10 epochs, CPU" \
+        multirun/cpu/resnet_cifar_jpeg
 }
 
 norm_comparison() {  # its runs also log the feature quantiles: the feature_quantiles study
@@ -66,8 +67,8 @@ bn_sanity() {
     report bn_sanity "COL775 1.2.4: scratch BN vs torch BN (cifar10-mini, 4 epochs)"
     # The same comparison in float64: rounding differences no longer grow into visible ones.
     sweep bn_sanity_fp64 bn_sanity trainer.max_epochs=2 trainer.precision=64-true
-    $PY -m project.report multirun/cpu/bn_sanity_fp64 --out experiments/bn_sanity/fp64 \
-        --title "COL775 1.2.4 in float64 (cifar10-mini, 2 epochs)"
+    report bn_sanity/fp64 "COL775 1.2.4 in float64 (cifar10-mini, 2 epochs)" \
+        multirun/cpu/bn_sanity_fp64
 }
 
 batch_size_study() {

@@ -12,104 +12,74 @@ and they differ only in the set μ, σ² are taken over, for x of shape (N, C, H
     GN  (C/G, H, W) per sample       -> groups = G, over_batch = False    (Wu & He 2018, eq. 1-2)
     LN  (C, H, W) per sample         -> groups = 1, over_batch = False    (Ba et al. 2016)
 
-So one reduction suffices: per-(sample, channel) moments over (H, W) — a single pass over x — which
-are then pooled into group moments with the law of total variance (exact, and numerically stable
-because it never subtracts two large sums). Batch-Instance norm (Nam & Kim 2018) mixes two such
-standardisations, y = γ·(ρ·x̂_BN + (1-ρ)·x̂_IN) + β, and costs the same single pass.
+A single mode (BN, IN, LN, GN) centres x by its group mean, xs = x - μ, with two plain
+reductions: the mean, then Σ xs² as a squared vector norm (two-pass, so no large-sum
+cancellation; `torch.var_mean`'s Welford kernel is ~50x slower on CPU). Batch-Instance norm
+(Nam & Kim 2018) mixes two standardisations, y = γ·(ρ·x̂_BN + (1-ρ)·x̂_IN) + β: it centres x
+per (n, c) cell and pools the cells' moments into both modes with the law of total variance
+(exact, and stable because it never subtracts two large sums).
 
 Speed: autograd through the readable formula materialises x - μ, x̂ and γ·x̂ and walks them all
 backward (about 1.5x slower than torch's fused kernel in a ResNet step). `NormalizeAffine` instead
-folds everything into y = a·xc + b with per-(n, c) coefficients a, b and uses the closed-form
-backward
+folds everything into y = a·xs + b with per-(n, c) coefficients a, b, written in place into the
+centred copy xs, and uses the closed-form backward
 
     dx = r · (g' - mean(g') - x̂ · mean(g' · x̂)),   g' = γ·g,  r = 1/sqrt(σ² + ε),
 
-whose only full-size work is two reductions (Σ g, Σ g·xc over H, W) and one fused a·g + b·xc + c
-pass, written into the buffer of the g·xc product (a fresh large CPU allocation costs page faults).
-
-xc = x - mean_hw(x) is x centred per (n, c): the two-pass moments (sum, then Σ xc² as a squared
-vector norm) are stable and both passes are plain vectorised reductions — `torch.var_mean`'s Welford
-kernel is ~50x slower on CPU. xc is then reused for the output and saved for backward (instead of
-x, so no extra memory), with every mean μ expressed relative to the cell mean. With fixed
-statistics only (BatchNorm's eval mode) no moments are needed at all: y = a·x + b, one pass.
+whose full-size work is two reductions (Σ g, Σ g·xs over H, W) and three in-place passes, all
+in one buffer. Only x (the input) and (N, C)-sized statistics are kept for backward. Every extra
+full-size tensor matters on CPU: a fresh large allocation costs page faults comparable to the
+arithmetic. With fixed statistics only (BatchNorm's eval mode) no moments are needed at all:
+y = a·x + b'. Without autograd (validation, inference) the forward skips the autograd.Function.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import Tensor
 
-# A standardisation mode: (number of channel groups, whether statistics also pool over the batch).
-Mode = tuple[int, bool]
-
-
-def centered_moments(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """x (N, C, H, W) -> (xc, mean, var): x centred per (n, c), and the mean and biased variance
-    over (H, W) as (N, C) tensors. Two-pass (mean first), so no large-sum cancellation."""
-    hw = x.shape[2] * x.shape[3]
-    mean = x.sum(dim=(2, 3)) / hw
-    xc = x - mean[:, :, None, None]
-    var = torch.linalg.vector_norm(xc, dim=(2, 3)).square_() / hw
-    return xc, mean, var
-
-
-def channel_moments(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and biased variance of x (N, C, H, W) over (H, W): two (N, C) tensors."""
-    _, mean, var = centered_moments(x)
-    return mean, var
-
-
-def _sync_world() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def group_sum(t: Tensor, mode: Mode, sync: bool = False) -> Tensor:
-    """Sum (N, C) per-channel values over each group of `mode`, broadcast back to (N, C).
-
-    With `sync` and an over-batch mode, the sum also runs over all processes (all-reduce).
-    """
-    groups, over_batch = mode
-    n, c = t.shape
-    tg = t.reshape(n, groups, c // groups)
-    s = tg.sum(dim=(0, 2) if over_batch else 2, keepdim=True)
-    if sync and over_batch and _sync_world():
-        s = s.contiguous()
-        dist.all_reduce(s)
-    return s.expand_as(tg).reshape(n, c)
-
-
-def pool_moments(
-    mean: Tensor, var: Tensor, mode: Mode, sync: bool = False
-) -> tuple[Tensor, Tensor, int]:
-    """Pool per-(n, c) moments (each over the same number of pixels) into group moments.
-
-    Law of total variance: Var = E[Var_within] + Var[E_within]. Returns the group mean and
-    variance broadcast back to (N, C), and how many (n, c) cells each group holds (all processes
-    counted when `sync`), so that the group size in pixels is that times H·W.
-    """
-    groups, over_batch = mode
-    n, c = mean.shape
-    cells = c // groups * (n if over_batch else 1)
-    if sync and over_batch and _sync_world():
-        # Global mean first, then the spread of the cell means around it: no E[x²] - E[x]² form.
-        cells_all = torch.tensor([n], device=mean.device)
-        dist.all_reduce(cells_all)
-        cells = int(cells_all.item()) * (c // groups)
-        gmean = group_sum(mean, mode, sync=True) / cells
-        gvar = group_sum(var + (mean - gmean).square(), mode, sync=True) / cells
-        return gmean, gvar, cells
-    mg = mean.reshape(n, groups, c // groups)
-    vg = var.reshape(n, groups, c // groups)
-    dims = (0, 2) if over_batch else (2,)
-    gmean = mg.mean(dims, keepdim=True)
-    gvar = vg.mean(dims, keepdim=True) + (mg - gmean).square().mean(dims, keepdim=True)
-    return gmean.expand_as(mg).reshape(n, c), gvar.expand_as(vg).reshape(n, c), cells
+from project.nn.moments import Mode, group_sum, standardize
 
 
 def _nchw(t: Tensor) -> Tensor:
     """(N, C) or (1, C) coefficients -> broadcastable against (N, C, H, W)."""
     return t[:, :, None, None]
+
+
+def _weighted(m: Tensor | None, t: Tensor) -> Tensor:
+    """w_k·t; a single mode has w = 1 (m None) and costs no op."""
+    return t if m is None else m * t
+
+
+def _total(terms: list[Tensor]) -> Tensor:
+    """Σ terms without the extra `0 + t` op of Python's sum()."""
+    return terms[0] if len(terms) == 1 else terms[0] + terms[1]
+
+
+def _forward(x, weight, bias, rho, modes, eps, fixed, sync):
+    """y = a·(x - o) + b = γ·Σ_k w_k·(x - o - μ_k)·r_k + β with per-(n, c) or per-channel a, b.
+
+    Returns y, the mixing weights, a and the `Moments`. y is computed in place in the centred
+    copy xs: every extra full-size tensor is a fresh allocation, and on CPU its page faults
+    cost as much as the arithmetic. The multiply and the add are two in-place ops because
+    torch's out-of-place `addcmul(b, xs, a)` with a broadcast b takes a ~5x slower CPU path.
+    """
+    m = standardize(x, modes, eps, fixed, sync)
+    mix = [None] if rho is None else [rho, 1.0 - rho]
+    a = weight * _total([_weighted(w, s.rstd) for w, s in zip(mix, m.stats)])
+    shifts = [_weighted(w, s.rstd * s.mu) for w, s in zip(mix, m.stats) if s.mu is not None]
+    b = bias - weight * _total(shifts) if shifts else bias[None]
+    if m.xs is None:  # y = a·x + (b - a·o): no centred copy needed
+        y = torch.mul(x, _nchw(a)).add_(_nchw(b - a * m.origin))
+    else:
+        y = m.xs.mul_(_nchw(a)).add_(_nchw(b))
+    return y, mix, a, m
+
+
+def _unbiased(var: Tensor, modes: tuple[Mode, ...], size: int | None) -> Tensor:
+    """Mode 0's unbiased batch variance, as the moving average stores it (like
+    nn.BatchNorm2d); unchanged for fixed statistics or a per-sample mode (not used there)."""
+    return var if size is None or not modes[0][1] else var * (size / max(size - 1, 1))
 
 
 class NormalizeAffine(torch.autograd.Function):
@@ -128,78 +98,53 @@ class NormalizeAffine(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, rho, modes, eps, fixed, sync):  # noqa: D102
-        n, c, h, w = x.shape
-        # Per-(n, c) moments are needed unless every mode uses fixed statistics (BN eval).
-        if fixed is None or len(modes) > 1:
-            xs, mean_nc, var_nc = centered_moments(x)
-        else:
-            xs, mean_nc, var_nc = x, None, None
-        mix = [torch.ones_like(weight)] if rho is None else [rho, 1.0 - rho]
-        mus, rstds, sizes, batch_stats = [], [], [], []
-        for k, mode in enumerate(modes):
-            if k == 0 and fixed is not None:
-                mu, var = fixed[0][None], fixed[1][None]  # (1, C): broadcasts over the batch
-                cells = None  # constant statistics: no gradient through them
-            else:
-                mu, var, cells = pool_moments(mean_nc, var_nc, mode, sync)
-            batch_stats.append((mu[0], var[0]))
-            # μ relative to the origin of xs (the cell mean, when xs is centred).
-            mus.append(mu if mean_nc is None else mu - mean_nc)
-            rstds.append(torch.rsqrt(var + eps))
-            sizes.append(None if cells is None else cells * h * w)
-        # Fold all modes into y = a·xs + b with per-(n, c) (or per-channel) a and b.
-        a = weight * sum(m * r for m, r in zip(mix, rstds))
-        b = bias - weight * sum(m * r * mu for m, r, mu in zip(mix, rstds, mus))
-        y = torch.addcmul(_nchw(b), xs, _nchw(a))
-        ctx.save_for_backward(xs, weight, a, *mix, *mus, *rstds)
-        ctx.modes, ctx.sizes, ctx.sync, ctx.has_rho = modes, sizes, sync, rho is not None
-        batch_mean, batch_var = batch_stats[0]
-        if fixed is None:
-            # Unbiased, as the moving average stores it (matches nn.BatchNorm2d).
-            size = sizes[0]
-            batch_var = batch_var * (size / max(size - 1, 1))
-        else:
-            batch_var = fixed[1]
+        y, mix, a, m = _forward(x, weight, bias, rho, modes, eps, fixed, sync)
+        # Only x (the input: no extra memory) and small (N, C) statistics are kept.
+        ctx.save_for_backward(x, weight, a)
+        ctx.mix, ctx.origin, ctx.stats, ctx.modes, ctx.sync = mix, m.origin, m.stats, modes, sync
+        batch_mean, batch_var = m.mean_0, _unbiased(m.var_0, modes, m.stats[0].size)
         ctx.mark_non_differentiable(batch_mean, batch_var)
         return y, batch_mean, batch_var
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g, _gmean, _gvar):  # noqa: D102
-        xs, weight, a, *rest = ctx.saved_tensors
-        k_modes = len(ctx.modes)
-        n_mix = 2 if ctx.has_rho else 1
-        mix, rest = rest[:n_mix], rest[n_mix:]
-        mus, rstds = rest[:k_modes], rest[k_modes:]
-        # The only two full-size reductions of the backward pass. The g·xs product's buffer is
-        # reused for dx below.
+        x, weight, a = ctx.saved_tensors
+        mix, stats, origin = ctx.mix, ctx.stats, _nchw(ctx.origin)
+        # The two full-size reductions: Σ g and Σ g·xs over (H, W), with xs = x - o recomputed
+        # into the one full-size buffer, which then receives dx.
         sum_g = g.sum(dim=(2, 3))  # (N, C)
-        buf = torch.mul(g, xs)
-        sum_gx = buf.sum(dim=(2, 3))  # (N, C)
+        buf = torch.sub(x, origin)
+        sum_gx = buf.mul_(g).sum(dim=(2, 3))  # (N, C)
         # Σ_hw g·x̂_k per (n, c), for the parameter gradients.
-        gxhat = [r * (sum_gx - mu * sum_g) for mu, r in zip(mus, rstds)]
+        gxhat = [s.rstd * (sum_gx if s.mu is None else sum_gx - s.mu * sum_g) for s in stats]
         grad_bias = sum_g.sum(0)
-        grad_weight = sum(m * s for m, s in zip(mix, gxhat)).sum(0)
-        grad_rho = (weight * (gxhat[0] - gxhat[1])).sum(0) if ctx.has_rho else None
+        grad_weight = _total([_weighted(w, t) for w, t in zip(mix, gxhat)]).sum(0)
+        grad_rho = (weight * (gxhat[0] - gxhat[1])).sum(0) if mix[0] is not None else None
+        grads = (grad_weight, grad_bias, grad_rho, None, None, None, None)
         if not ctx.needs_input_grad[0]:
-            return None, grad_weight, grad_bias, grad_rho, None, None, None, None
-        if all(size is None for size in ctx.sizes):  # fixed statistics only: dx = a·g
-            return torch.mul(g, _nchw(a), out=buf), grad_weight, grad_bias, grad_rho, *[None] * 4
-        coef_x = torch.zeros_like(sum_g)
-        coef_1 = torch.zeros_like(sum_g)
-        for mode, size, m, mu, r, gxh in zip(ctx.modes, ctx.sizes, mix, mus, rstds, gxhat):
-            if size is None:  # fixed statistics: dx is just a·g (already in `a`)
+            return None, *grads
+        # dx = a·g for fixed statistics; each batch-statistics mode k adds
+        # r·(g' - mean(g') - x̂·mean(g'·x̂)) with g' = w_k·γ·g, x̂ = (xs - μ)·r, which expands
+        # into coef_x·xs + coef_1 per (n, c). Means run over the group; μ (relative to each
+        # cell's origin) differs between a group's cells, so Σ g'·x̂ is pooled per cell first.
+        coef_x, coef_1 = 0, 0
+        for mode, w, s, gxh in zip(ctx.modes, mix, stats, gxhat):
+            if s.size is None:
                 continue
-            # g' = w_k·γ·g; mean(g') and mean(g'·x̂) over the group. μ (relative to each cell's
-            # mean) differs between the cells of a group, so Σ g'·x̂ is pooled per cell first.
-            mean_g = group_sum(m * weight * sum_g, mode, ctx.sync) / size
-            mean_gxhat = group_sum(m * weight * gxh, mode, ctx.sync) / size
-            # r·(g' - mean(g') - x̂·mean(g'x̂)) with x̂ = (xs - μ)·r, expanded into a·g + b·xs + c.
-            coef_x -= r * r * mean_gxhat
-            coef_1 += r * r * mean_gxhat * mu - r * mean_g
-        grad_x = torch.addcmul(_nchw(coef_1), xs, _nchw(coef_x), out=buf)
-        grad_x.addcmul_(g, _nchw(a))
-        return grad_x, grad_weight, grad_bias, grad_rho, None, None, None, None
+            mean_g = group_sum(_weighted(w, weight * sum_g), mode, ctx.sync) / s.size
+            mean_gxhat = group_sum(_weighted(w, weight * gxh), mode, ctx.sync) / s.size
+            r2_mean_gxhat = s.rstd * s.rstd * mean_gxhat
+            coef_x = coef_x - r2_mean_gxhat
+            coef_1 = coef_1 - s.rstd * mean_g
+            if s.mu is not None:
+                coef_1 = coef_1 + r2_mean_gxhat * s.mu
+        if isinstance(coef_x, int):  # fixed statistics only
+            return torch.mul(g, _nchw(a), out=buf), *grads
+        # coef_x·(x - o) + coef_1 + a·g, from x: no second full-size buffer.
+        coef_x = _nchw(coef_x)
+        grad_x = torch.mul(x, coef_x, out=buf).add_(_nchw(coef_1) - coef_x * origin)
+        return grad_x.addcmul_(g, _nchw(a)), *grads
 
 
 def normalize_affine(
@@ -212,9 +157,17 @@ def normalize_affine(
     fixed: tuple[Tensor, Tensor] | None = None,
     sync: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Functional entry point of `NormalizeAffine` (see there for shapes)."""
+    """Functional entry point of `NormalizeAffine` (see there for shapes).
+
+    Without autograd (no_grad, or no input requiring grad: validation, inference) the same
+    forward runs outside the autograd.Function, which saves its bookkeeping.
+    """
     if x.dim() != 4:
         raise ValueError(
             f"normalisation expects an (N, C, H, W) tensor, got shape {tuple(x.shape)}"
         )
-    return NormalizeAffine.apply(x, weight, bias, rho, modes, eps, fixed, sync)
+    tracked = (x, weight, bias) if rho is None else (x, weight, bias, rho)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tracked):
+        return NormalizeAffine.apply(x, weight, bias, rho, modes, eps, fixed, sync)
+    y, _, _, m = _forward(x, weight, bias, rho, modes, eps, fixed, sync)
+    return y, m.mean_0, _unbiased(m.var_0, modes, m.stats[0].size)

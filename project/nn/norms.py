@@ -8,7 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from project.nn.functional import Mode, normalize_affine
+from project.nn.functional import normalize_affine
+from project.nn.moments import Mode
 
 
 class _AffineNorm(nn.Module):

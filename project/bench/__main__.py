@@ -48,7 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=15, help="timed rounds per comparison")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: cores)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
-    p.add_argument("--compile", action="store_true", help="torch.compile both models (model part)")
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile both sides (layer and model parts)"
+    )
     p.add_argument(
         "--data",
         default=None,
@@ -127,6 +129,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                 shapes=QUICK_SHAPES if quick else STAGE_SHAPES,
                 norms=args.norms,
                 channels_last=args.channels_last,
+                compile_layers=args.compile,
                 warmup=1 if quick else 3,
                 inner=1 if quick else 5,
             )

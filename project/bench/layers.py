@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from project.bench.timing import interleaved_medians, print_row
+from project.bench.timing import compile_both, interleaved_medians, print_row
 from project.nn import default_num_groups, make_norm
 
 NORMS = ("bn", "in", "bin", "ln", "gn")
@@ -53,6 +53,16 @@ def _eval_step(layer: nn.Module, x: torch.Tensor) -> Callable[[], None]:
     return step
 
 
+def _warm_both_modes(x: torch.Tensor, g: torch.Tensor) -> Callable[[nn.Module], None]:
+    def warm(layer: nn.Module) -> None:
+        layer.train()
+        _train_step(layer, x, g)()
+        layer.eval()
+        _eval_step(layer, x)()
+
+    return warm
+
+
 def bench_layers(
     batch_size: int,
     repeats: int,
@@ -60,10 +70,14 @@ def bench_layers(
     shapes=STAGE_SHAPES,
     norms=NORMS,
     channels_last: bool = False,
+    compile_layers: bool = False,
     warmup: int = 3,
     inner: int = 5,
 ) -> list[dict]:
-    """One row per (norm, shape, mode): median seconds of scratch and torch, and their ratio."""
+    """One row per (norm, shape, mode): median seconds of scratch and torch, and their ratio.
+
+    `compile_layers` times both sides `torch.compile`d (as `compile=true` would run them).
+    """
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     rows = []
     gen = torch.Generator().manual_seed(0)
@@ -75,6 +89,9 @@ def bench_layers(
             x.requires_grad_(True)
             scratch = make_norm(kind, c).to(device)
             ref = torch_norm(kind, c).to(device)
+            note = ""
+            if compile_layers:
+                scratch, ref, note = compile_both(scratch, ref, _warm_both_modes(x, g))
             for mode in ("train", "eval"):
                 scratch.train(mode == "train")
                 ref.train(mode == "train")
@@ -89,7 +106,9 @@ def bench_layers(
                         "norm": kind,
                         "shape": "x".join(map(str, shape)),
                         "mode": mode,
-                        "timed": "fwd+bwd" if mode == "train" else "fwd (no_grad)",
+                        "timed": ("fwd+bwd" if mode == "train" else "fwd (no_grad)")
+                        + (" compiled" if compile_layers and not note else "")
+                        + (f" ({note})" if note else ""),
                         "scratch_ms": 1e3 * t["scratch"],
                         "torch_ms": 1e3 * t["torch"],
                         "ratio": t["scratch"] / t["torch"],

@@ -15,7 +15,7 @@ from torch import nn
 
 from project.bench.layers import NORMS
 from project.bench.reference import reference_like
-from project.bench.timing import interleaved_medians, print_row
+from project.bench.timing import compile_both, interleaved_medians, print_row
 from project.models import ResNet
 from project.nn import apply_constraints_
 
@@ -60,15 +60,7 @@ def bench_model_step(
         ref = reference_like(scratch, kind).to(device, memory_format=fmt).train()
         note = ""
         if compile_model:
-            try:
-                scratch, ref = torch.compile(scratch), torch.compile(ref)
-                # Compile outside the timed loop (and fail here, not mid-measurement).
-                for model in (scratch, ref):
-                    _sgd_step(model, x, y)()
-            except Exception as e:  # noqa: BLE001 - compile support depends on the toolchain
-                note = f"compile failed: {type(e).__name__}"
-                scratch = getattr(scratch, "_orig_mod", scratch)
-                ref = getattr(ref, "_orig_mod", ref)
+            scratch, ref, note = compile_both(scratch, ref, lambda m: _sgd_step(m, x, y)())
         fns = {"scratch": _sgd_step(scratch, x, y), "torch": _sgd_step(ref, x, y)}
         t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
         rows.append(

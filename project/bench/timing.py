@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from torch import nn
 
 
 def setup_threads(threads: int | None) -> int:
@@ -77,3 +78,24 @@ def print_row(row: dict) -> None:
         f"  {row['part']:5s} {row['norm']:4s} {row['shape']:16s} {row['mode']:10s} {values}",
         flush=True,
     )
+
+
+def compile_both(
+    scratch: nn.Module, ref: nn.Module, warm: Callable[[nn.Module], object]
+) -> tuple[nn.Module, nn.Module, str]:
+    """`torch.compile` both sides of a comparison; returns (scratch, ref, note).
+
+    `warm(module)` runs every variant that will be timed, so compilation happens here, outside
+    the timed loop, and a toolchain failure surfaces here (the eager modules come back, with
+    the note saying so) rather than mid-measurement. Dynamo's caches are reset first: modules
+    of one class share compiled code, and past the recompile limit torch silently falls back
+    to eager, which would time eager code under a "compiled" label.
+    """
+    torch._dynamo.reset()
+    try:
+        compiled = torch.compile(scratch), torch.compile(ref)
+        for module in compiled:
+            warm(module)
+    except Exception as e:  # noqa: BLE001 - compile support depends on the toolchain
+        return scratch, ref, f"compile failed: {type(e).__name__}"
+    return *compiled, ""

@@ -17,6 +17,7 @@ import torch
 from project.bench.layers import NORMS, QUICK_SHAPES
 from project.bench.reference import reference_like
 from project.bench.report import write_tables
+from project.bench.timing import compile_both, timings_and_ratios
 from project.models import ResNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,3 +134,24 @@ def test_reference_resnet_matches_scratch_resnet(kind):
     y_ours.sum().backward()
     y_ref.sum().backward()
     torch.testing.assert_close(ours.stem[0].weight.grad, ref.stem[0].weight.grad)
+
+
+def test_compiled_rows_also_compare_with_torch_uncompiled():
+    row = timings_and_ratios({"scratch": 0.002, "torch": 0.001, "torch_eager": 0.004})
+    assert list(row) == ["scratch_ms", "torch_ms", "torch_eager_ms", "ratio_vs_eager", "ratio"]
+    assert row["ratio"] == pytest.approx(2.0) and row["ratio_vs_eager"] == pytest.approx(0.5)
+    assert row["torch_eager_ms"] == pytest.approx(4.0)
+    assert "ratio_vs_eager" not in timings_and_ratios({"scratch": 1.0, "torch": 1.0})
+
+
+def test_compile_failure_falls_back_to_eager_with_a_note():
+    """A toolchain without a working compiler must not abort a long benchmark run: the eager
+    modules come back, labelled, and nothing claims to be compiled."""
+    scratch, ref = torch.nn.Identity(), torch.nn.Identity()
+
+    def warm(module):
+        raise RuntimeError("no C++ compiler")
+
+    got_scratch, got_ref, note = compile_both(scratch, ref, warm)
+    assert got_scratch is scratch and got_ref is ref
+    assert note == "compile failed: RuntimeError"

@@ -12,7 +12,12 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from project.bench.timing import compile_both, interleaved_medians, print_row
+from project.bench.timing import (
+    compile_both,
+    interleaved_medians,
+    print_row,
+    timings_and_ratios,
+)
 from project.nn import default_num_groups, make_norm
 
 NORMS = ("bn", "in", "bin", "ln", "gn")
@@ -89,16 +94,19 @@ def bench_layers(
             x.requires_grad_(True)
             scratch = make_norm(kind, c).to(device)
             ref = torch_norm(kind, c).to(device)
+            sides = {"scratch": scratch, "torch": ref}
             note = ""
             if compile_layers:
                 scratch, ref, note = compile_both(scratch, ref, _warm_both_modes(x, g))
+                sides = {"scratch": scratch, "torch": ref}
+                if not note:  # also time torch's own layer as it ships: uncompiled
+                    sides["torch_eager"] = torch_norm(kind, c).to(device)
             for mode in ("train", "eval"):
-                scratch.train(mode == "train")
-                ref.train(mode == "train")
-                if mode == "train":
-                    fns = {"scratch": _train_step(scratch, x, g), "torch": _train_step(ref, x, g)}
-                else:
-                    fns = {"scratch": _eval_step(scratch, x), "torch": _eval_step(ref, x)}
+                for layer in sides.values():
+                    layer.train(mode == "train")
+                step = _train_step if mode == "train" else _eval_step
+                args = (x, g) if mode == "train" else (x,)
+                fns = {name: step(layer, *args) for name, layer in sides.items()}
                 t = interleaved_medians(fns, repeats, warmup=warmup, inner=inner, device=device)
                 rows.append(
                     {
@@ -109,9 +117,7 @@ def bench_layers(
                         "timed": ("fwd+bwd" if mode == "train" else "fwd (no_grad)")
                         + (" compiled" if compile_layers and not note else "")
                         + (f" ({note})" if note else ""),
-                        "scratch_ms": 1e3 * t["scratch"],
-                        "torch_ms": 1e3 * t["torch"],
-                        "ratio": t["scratch"] / t["torch"],
+                        **timings_and_ratios(t),
                     }
                 )
                 print_row(rows[-1])

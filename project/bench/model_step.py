@@ -15,7 +15,12 @@ from torch import nn
 
 from project.bench.layers import NORMS
 from project.bench.reference import reference_like
-from project.bench.timing import compile_both, interleaved_medians, print_row
+from project.bench.timing import (
+    compile_both,
+    interleaved_medians,
+    print_row,
+    timings_and_ratios,
+)
 from project.models import ResNet
 from project.nn import apply_constraints_
 
@@ -58,10 +63,15 @@ def bench_model_step(
         torch.manual_seed(0)
         scratch = ResNet(n, norm=kind).to(device, memory_format=fmt).train()
         ref = reference_like(scratch, kind).to(device, memory_format=fmt).train()
+        sides = {"scratch": scratch, "torch": ref}
         note = ""
         if compile_model:
+            eager = reference_like(scratch, kind).to(device, memory_format=fmt).train()
             scratch, ref, note = compile_both(scratch, ref, lambda m: _sgd_step(m, x, y)())
-        fns = {"scratch": _sgd_step(scratch, x, y), "torch": _sgd_step(ref, x, y)}
+            sides = {"scratch": scratch, "torch": ref}
+            if not note:  # also time torch's layers as they ship: uncompiled
+                sides["torch_eager"] = eager
+        fns = {name: _sgd_step(model, x, y) for name, model in sides.items()}
         t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
         rows.append(
             {
@@ -73,9 +83,7 @@ def bench_model_step(
                 + (" channels_last" if channels_last else "")
                 + (" compiled" if compile_model and not note else "")
                 + (f" ({note})" if note else ""),
-                "scratch_ms": 1e3 * t["scratch"],
-                "torch_ms": 1e3 * t["torch"],
-                "ratio": t["scratch"] / t["torch"],
+                **timings_and_ratios(t),
             }
         )
         print_row(rows[-1])

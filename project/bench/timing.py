@@ -99,3 +99,14 @@ def compile_both(
     except Exception as e:  # noqa: BLE001 - compile support depends on the toolchain
         return scratch, ref, f"compile failed: {type(e).__name__}"
     return *compiled, ""
+
+
+def timings_and_ratios(t: dict[str, float]) -> dict[str, float]:
+    """Row columns from `interleaved_medians` of scratch, torch (and torch_eager, with
+    --compile): milliseconds each, `ratio` = scratch / torch, `ratio_vs_eager` = scratch /
+    torch_eager (the compiled scratch layer against torch's as it ships)."""
+    row = {f"{name}_ms": 1e3 * seconds for name, seconds in t.items()}
+    if "torch_eager" in t:
+        row["ratio_vs_eager"] = t["scratch"] / t["torch_eager"]
+    row["ratio"] = t["scratch"] / t["torch"]
+    return row

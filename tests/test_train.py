@@ -138,3 +138,21 @@ def test_f1_agrees_with_confusion_matrix():
     assert float(metrics["x/f1_macro"]) == pytest.approx(float(per_class_f1.mean()), abs=1e-6)
     assert float(metrics["x/f1_micro"]) == pytest.approx(float(micro), abs=1e-6)
     assert float(metrics["x/acc"]) == pytest.approx(float(tp.sum() / cm.sum()), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_compile_true_trains_like_eager(tmp_path):
+    """`compile=true` (inductor, ~1-2 min of compilation on 2 cores: run with `-m slow`): same
+    seed, same data -> the same training curve within float tolerance, and a checkpoint whose
+    keys do not mention the compile wrapper (it loads into an uncompiled model)."""
+    losses = {}
+    for flag in ("false", "true"):
+        run_dir = tmp_path / f"compile-{flag}"
+        proc = train(run_dir, f"compile={flag}", "trainer.max_epochs=1", timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        rows = read_metrics_csv(run_dir)
+        losses[flag] = [float(r[k]) for r in rows for k in ("train/loss_step", "val/loss") if r[k]]
+        state = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=False)
+        assert not any("_orig_mod" in k or "_net" in k for k in state["state_dict"]), flag
+    assert len(losses["false"]) >= 4  # every training step of the epoch, and validation
+    assert losses["true"] == pytest.approx(losses["false"], rel=1e-3, abs=1e-4)

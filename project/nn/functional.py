@@ -99,7 +99,7 @@ class NormalizeAffine(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, rho, modes, eps, fixed, sync):  # noqa: D102
         y, mix, a, m = _forward(x, weight, bias, rho, modes, eps, fixed, sync)
-        # Only x (the input: no extra memory) and small (N, C) statistics are kept.
+        # Only x and small (N, C) statistics are kept; y is not needed for backward.
         ctx.save_for_backward(x, weight, a)
         ctx.mix, ctx.origin, ctx.stats, ctx.modes, ctx.sync = mix, m.origin, m.stats, modes, sync
         batch_mean, batch_var = m.mean_0, _unbiased(m.var_0, modes, m.stats[0].size)

@@ -17,7 +17,7 @@ import torch
 from project.bench.layers import NORMS, QUICK_SHAPES
 from project.bench.reference import reference_like
 from project.bench.report import write_tables
-from project.bench.timing import compile_both, timings_and_ratios
+from project.bench.timing import compile_both, sides_to_time, timings_and_ratios
 from project.models import ResNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,3 +155,16 @@ def test_compile_failure_falls_back_to_eager_with_a_note():
     got_scratch, got_ref, note = compile_both(scratch, ref, warm)
     assert got_scratch is scratch and got_ref is ref
     assert note == "compile failed: RuntimeError"
+
+
+def test_sides_to_time_names_what_is_timed():
+    scratch, ref, eager = torch.nn.Identity(), torch.nn.Identity(), torch.nn.Identity()
+    sides, label = sides_to_time(scratch, ref, lambda m: None, None)
+    assert sides == {"scratch": scratch, "torch": ref} and label == ""
+
+    def broken(module):
+        raise RuntimeError("no C++ compiler")
+
+    sides, label = sides_to_time(scratch, ref, broken, eager)
+    assert sides == {"scratch": scratch, "torch": ref}  # no torch_eager: nothing was compiled
+    assert label == " (compile failed: RuntimeError)"

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from project.bench.timing import (
-    compile_both,
     interleaved_medians,
     print_row,
+    sides_to_time,
     timings_and_ratios,
 )
 from project.nn import default_num_groups, make_norm
@@ -92,15 +92,12 @@ def bench_layers(
             x = torch.randn(shape, generator=gen).to(device, memory_format=fmt)
             g = torch.randn(shape, generator=gen).to(device, memory_format=fmt)
             x.requires_grad_(True)
-            scratch = make_norm(kind, c).to(device)
-            ref = torch_norm(kind, c).to(device)
-            sides = {"scratch": scratch, "torch": ref}
-            note = ""
-            if compile_layers:
-                scratch, ref, note = compile_both(scratch, ref, _warm_both_modes(x, g))
-                sides = {"scratch": scratch, "torch": ref}
-                if not note:  # also time torch's own layer as it ships: uncompiled
-                    sides["torch_eager"] = torch_norm(kind, c).to(device)
+            sides, label = sides_to_time(
+                make_norm(kind, c).to(device),
+                torch_norm(kind, c).to(device),
+                warm=_warm_both_modes(x, g),
+                eager_ref=torch_norm(kind, c).to(device) if compile_layers else None,
+            )
             for mode in ("train", "eval"):
                 for layer in sides.values():
                     layer.train(mode == "train")
@@ -114,9 +111,7 @@ def bench_layers(
                         "norm": kind,
                         "shape": "x".join(map(str, shape)),
                         "mode": mode,
-                        "timed": ("fwd+bwd" if mode == "train" else "fwd (no_grad)")
-                        + (" compiled" if compile_layers and not note else "")
-                        + (f" ({note})" if note else ""),
+                        "timed": ("fwd+bwd" if mode == "train" else "fwd (no_grad)") + label,
                         **timings_and_ratios(t),
                     }
                 )

@@ -16,9 +16,9 @@ from torch import nn
 from project.bench.layers import NORMS
 from project.bench.reference import reference_like
 from project.bench.timing import (
-    compile_both,
     interleaved_medians,
     print_row,
+    sides_to_time,
     timings_and_ratios,
 )
 from project.models import ResNet
@@ -63,14 +63,11 @@ def bench_model_step(
         torch.manual_seed(0)
         scratch = ResNet(n, norm=kind).to(device, memory_format=fmt).train()
         ref = reference_like(scratch, kind).to(device, memory_format=fmt).train()
-        sides = {"scratch": scratch, "torch": ref}
-        note = ""
+        # With --compile, torch's layers uncompiled too (built before scratch is compiled).
+        eager = None
         if compile_model:
             eager = reference_like(scratch, kind).to(device, memory_format=fmt).train()
-            scratch, ref, note = compile_both(scratch, ref, lambda m: _sgd_step(m, x, y)())
-            sides = {"scratch": scratch, "torch": ref}
-            if not note:  # also time torch's layers as they ship: uncompiled
-                sides["torch_eager"] = eager
+        sides, label = sides_to_time(scratch, ref, lambda m: _sgd_step(m, x, y)(), eager)
         fns = {name: _sgd_step(model, x, y) for name, model in sides.items()}
         t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
         rows.append(
@@ -79,10 +76,7 @@ def bench_model_step(
                 "norm": kind,
                 "shape": f"ResNet-{6 * n + 2} B={batch_size}",
                 "mode": "train step",
-                "timed": "fwd+loss+bwd+SGD"
-                + (" channels_last" if channels_last else "")
-                + (" compiled" if compile_model and not note else "")
-                + (f" ({note})" if note else ""),
+                "timed": "fwd+loss+bwd+SGD" + (" channels_last" if channels_last else "") + label,
                 **timings_and_ratios(t),
             }
         )

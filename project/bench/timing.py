@@ -101,6 +101,26 @@ def compile_both(
     return *compiled, ""
 
 
+def sides_to_time(
+    scratch: nn.Module,
+    ref: nn.Module,
+    warm: Callable[[nn.Module], object],
+    eager_ref: nn.Module | None,
+) -> tuple[dict[str, nn.Module], str]:
+    """The modules one comparison times, by name, and the suffix for its `timed` label.
+
+    `eager_ref` None: scratch and torch as they are. Otherwise (--compile) both are compiled
+    (`compile_both`) and `eager_ref`, torch's counterpart left uncompiled (torch as it ships),
+    is timed too as "torch_eager"; if compiling failed, the eager pair and a note saying so.
+    """
+    if eager_ref is None:
+        return {"scratch": scratch, "torch": ref}, ""
+    scratch, ref, note = compile_both(scratch, ref, warm)
+    if note:
+        return {"scratch": scratch, "torch": ref}, f" ({note})"
+    return {"scratch": scratch, "torch": ref, "torch_eager": eager_ref}, " compiled"
+
+
 def timings_and_ratios(t: dict[str, float]) -> dict[str, float]:
     """Row columns from `interleaved_medians` of scratch, torch (and torch_eager, with
     --compile): milliseconds each, `ratio` = scratch / torch, `ratio_vs_eager` = scratch /

@@ -124,6 +124,8 @@ class NormalizeAffine(torch.autograd.Function):
         grads = (grad_weight, grad_bias, grad_rho, None, None, None, None)
         if not ctx.needs_input_grad[0]:
             return None, *grads
+        if all(s.size is None for s in stats):  # fixed statistics only: dx = a·g
+            return torch.mul(g, _nchw(a), out=buf), *grads
         # dx = a·g for fixed statistics; each batch-statistics mode k adds
         # r·(g' - mean(g') - x̂·mean(g'·x̂)) with g' = w_k·γ·g, x̂ = (xs - μ)·r, which expands
         # into coef_x·xs + coef_1 per (n, c). Means run over the group; μ (relative to each
@@ -139,8 +141,6 @@ class NormalizeAffine(torch.autograd.Function):
             coef_1 = coef_1 - s.rstd * mean_g
             if s.mu is not None:
                 coef_1 = coef_1 + r2_mean_gxhat * s.mu
-        if isinstance(coef_x, int):  # fixed statistics only
-            return torch.mul(g, _nchw(a), out=buf), *grads
         # coef_x·(x - o) + coef_1 + a·g, from x: no second full-size buffer.
         coef_x = _nchw(coef_x)
         grad_x = torch.mul(x, coef_x, out=buf).add_(_nchw(coef_1) - coef_x * origin)

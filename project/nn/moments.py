@@ -17,6 +17,21 @@ def _sync_world() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def _sum_over_processes(t: Tensor, sync: bool) -> Tensor:
+    """t summed element-wise over all processes when `sync` and there are several; else t."""
+    if sync and _sync_world():
+        t = t.contiguous()
+        dist.all_reduce(t)
+    return t
+
+
+def _global_batch(n: int, device: torch.device, sync: bool) -> int:
+    """The batch size n summed over all processes (with `sync`): the over-batch group size."""
+    if not (sync and _sync_world()):
+        return n
+    return int(_sum_over_processes(torch.tensor([n], device=device), sync).item())
+
+
 def group_sum(t: Tensor, mode: Mode, sync: bool = False) -> Tensor:
     """Sum (N, C) per-channel values over each group of `mode`, broadcast back to (N, C).
 
@@ -26,9 +41,8 @@ def group_sum(t: Tensor, mode: Mode, sync: bool = False) -> Tensor:
     n, c = t.shape
     tg = t.reshape(n, groups, c // groups)
     s = tg.sum(dim=(0, 2) if over_batch else 2, keepdim=True)
-    if sync and over_batch and _sync_world():
-        s = s.contiguous()
-        dist.all_reduce(s)
+    if over_batch:
+        s = _sum_over_processes(s, sync)
     return s.expand_as(tg).reshape(n, c)
 
 
@@ -46,9 +60,7 @@ def pool_moments(
     cells = c // groups * (n if over_batch else 1)
     if sync and over_batch and _sync_world():
         # Global mean first, then the spread of the cell means around it: no E[x²] - E[x]² form.
-        cells_all = torch.tensor([n], device=mean.device)
-        dist.all_reduce(cells_all)
-        cells = int(cells_all.item()) * (c // groups)
+        cells = _global_batch(n, mean.device, sync) * (c // groups)
         gmean = group_sum(mean, mode, sync=True) / cells
         gvar = group_sum(var + (mean - gmean).square(), mode, sync=True) / cells
         return gmean, gvar, cells
@@ -80,19 +92,10 @@ def centered_moments(
     count = c // groups * h * w
 
     def pooled(t: Tensor) -> Tensor:  # per-cell sums -> per-group sums
-        if not over_batch:
-            return t
-        t = t.sum(0, keepdim=True)
-        if sync and _sync_world():
-            dist.all_reduce(t)
-        return t
+        return _sum_over_processes(t.sum(0, keepdim=True), sync) if over_batch else t
 
     if over_batch:
-        count *= n
-        if sync and _sync_world():
-            total = torch.tensor([n], device=x.device)
-            dist.all_reduce(total)
-            count = count // n * int(total.item())
+        count *= _global_batch(n, x.device, sync)
     mean = pooled(xg.sum(dim=dims)) / count
     xc = xg - mean[:, :, None, None, None]
     var = pooled(torch.linalg.vector_norm(xc, dim=dims).square_()) / count

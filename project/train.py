@@ -7,14 +7,19 @@
 
 A mistake in the config or the data stops the run with one paragraph saying what is wrong and
 how to fix it (exit code 2). In a `--multirun`, a failing job is recorded in its results.json
-(`status: "failed"`) and the sweep goes on; the sweep exits non-zero at the end.
+(`status: "failed"`) and the sweep goes on; the sweep exits non-zero at the end. Ctrl-C or
+SIGTERM records `status: "interrupted"` and prints the command that resumes the run.
+
+The flow (one module per step): validate (training/validation.py) -> claim the run dir
+(training/rundir.py, training/resume.py) -> build + fit + evaluate (training/run.py,
+training/evaluation.py) -> results.json (project/results.py) -> `python -m project.report`.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 import tempfile
-import textwrap
 import traceback
 from pathlib import Path
 
@@ -23,62 +28,84 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from project.errors import UserError
+from project.errors import find_user_error, report_error
+from project.results import RESULTS_FILE
 from project.training.resolvers import register as register_resolvers
 
 register_resolvers()
 
-
-def report_error(message: str) -> None:
-    print("\n" + textwrap.fill(f"[normres] error: {message}", width=100), file=sys.stderr)
+EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}  # 128 + signal number, as a shell reports it
 
 
-def find_user_error(err: BaseException) -> UserError | None:
-    """The UserError behind `err`, if any (hydra.utils.instantiate wraps what a target raises)."""
-    while err is not None:
-        if isinstance(err, UserError):
-            return err
-        err = err.__cause__ or err.__context__
-    return None
+def _raise_interrupted(signum, frame) -> None:
+    from project.training.run import Interrupted
+
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def resume_command(run_dir: Path) -> str:
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("resume=")]
+    return " ".join(
+        ["python -m project.train", *overrides, "resume=true", f"hydra.run.dir={run_dir}"]
+    )
 
 
 def run_job(cfg: DictConfig) -> int:
-    """Run one job; never raise. Returns the exit code (0 ok, 1 crashed, 2 user error)."""
-    from project.training.results import write_results
-    from project.training.validation import validate_config
-
+    """Run one job; never raise. Returns the exit code (0 ok, 1 crashed, 2 user error,
+    130/143 interrupted)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     print(OmegaConf.to_yaml(cfg, resolve=False))
+    owned = False  # True once the run dir's record belongs to this attempt
+    previous_handlers = {
+        s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
-        validate_config(cfg)  # config mistakes stop here, in a second: Lightning is not loaded yet
-        from project.training.run import train
+        from project.training.validation import validate_config
 
-        train(cfg, run_dir)
+        validate_config(cfg)  # config mistakes stop here, in a second: Lightning is not loaded yet
+        from project.training.run import start_attempt, train
+        from project.training.rundir import RunDirLock
+
+        with RunDirLock(run_dir):
+            datamodule, ckpt_path = start_attempt(cfg, run_dir)
+            owned = True
+            train(cfg, run_dir, datamodule, ckpt_path)
         return 0
-    except SystemExit as err:  # Lightning's SIGTERMException is a SystemExit
-        if type(err).__name__ != "SIGTERMException":
-            raise
-        report_error(
-            f"interrupted by SIGTERM. Continue with: python -m project.train <same "
-            f"overrides> resume=true hydra.run.dir={run_dir}"
-        )
-        return 143  # 128 + SIGTERM, as a shell reports it
-    except Exception as err:  # record it, so a sweep's other jobs and the report go on
+    except BaseException as err:
+        if type(err).__name__ != "Interrupted" and not isinstance(err, Exception):
+            raise  # SystemExit from elsewhere, GeneratorExit, ...
+        if type(err).__name__ == "Interrupted":
+            report_error(
+                f"interrupted by {err.signal_name}; results.json says so. Continue with: "
+                f"{resume_command(run_dir)}"
+            )
+            return EXIT_CODES.get(err.signal_name, 130)
         user_error = find_user_error(err)
-        if user_error is not None:
-            code, message, detail = 2, str(user_error), None
-        else:
-            code, message = 1, f"{type(err).__name__}: {err}"
-            detail = traceback.format_exc()
+        code, message = (2, str(user_error)) if user_error else (1, f"{type(err).__name__}: {err}")
+        detail = None if user_error else traceback.format_exc()
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
     report_error(message)
+    if owned or not (run_dir / RESULTS_FILE).exists():  # never overwrite another attempt's record
+        _record_failure(run_dir, cfg, message, detail)
+    return code
+
+
+def _record_failure(run_dir: Path, cfg: DictConfig, message: str, detail: str | None) -> None:
+    from project.results import write_results
+
     try:
-        write_results(run_dir, cfg, "failed", error=message)
+        write_results(run_dir, cfg, "failed", error=message, overrides=_overrides())
         if detail:
             (run_dir / "error.log").write_text(detail)
             print(f"[normres] full traceback in {run_dir / 'error.log'}", file=sys.stderr)
     except Exception as err:  # e.g. an unwritable output dir: say so, do not mask the error
         report_error(f"could not write results.json in {run_dir} ({err}).")
-    return code
+
+
+def _overrides() -> list[str]:
+    return list(HydraConfig.get().overrides.task)
 
 
 def check_output_dir(argv: list[str]) -> None:
@@ -88,7 +115,7 @@ def check_output_dir(argv: list[str]) -> None:
     for arg in argv:
         key, _, value = arg.partition("=")
         if key.lstrip("+") in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
-            targets = [Path(value)]
+            targets = [Path(value.strip("'\""))]
     for target in targets:
         try:
             target.mkdir(parents=True, exist_ok=True)
@@ -107,6 +134,8 @@ def check_output_dir(argv: list[str]) -> None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     code = run_job(cfg)
+    if code in EXIT_CODES.values():
+        sys.exit(code)  # an interrupt stops a whole sweep, not just its current job
     if code and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(code)
 

@@ -12,7 +12,7 @@ from torch import nn
 
 import project.nn as pnn
 from project.models import BasicBlock, PadShortcut, ProjectionShortcut, ResNet, SimpleNN
-from project.nn import NORM_KINDS
+from project.nn import NORM_KINDS, norm_layer
 
 ALLOWED_TORCH_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.Identity, nn.Flatten)
 
@@ -128,7 +128,7 @@ def test_resnet_activation(activation):
 @pytest.mark.parametrize("norm", NORM_KINDS)
 def test_resnet_every_norm_trains(norm):
     torch.manual_seed(0)
-    model = ResNet(1, norm=norm).train()
+    model = ResNet(1, norm_layer=norm_layer(norm)).train()
     x, y = _images(4), torch.tensor([0, 1, 2, 3])
     loss = F.cross_entropy(model(x), y)
     assert torch.isfinite(loss)
@@ -140,10 +140,10 @@ def test_resnet_every_norm_trains(norm):
 
 
 def test_resnet_norm_options_reach_the_layers():
-    model = ResNet(1, norm="gn", norm_options={"num_groups": 4})
+    model = ResNet(1, norm_layer=norm_layer("gn", num_groups=4))
     groups = {m.groups for m in model.modules() if isinstance(m, pnn.GroupNorm2d)}
     assert groups == {4}
-    default = ResNet(1, norm="gn")
+    default = ResNet(1, norm_layer=norm_layer("gn"))
     assert {m.groups for m in default.modules() if isinstance(m, pnn.GroupNorm2d)} == {8, 16, 32}
 
 
@@ -155,7 +155,7 @@ def test_resnet_rejects_bad_arguments():
     with pytest.raises(ValueError):
         ResNet(1, shortcut="C")
     with pytest.raises(ValueError):
-        ResNet(1, norm="foo")
+        ResNet(1, norm_layer=norm_layer("foo"))
 
 
 # ------------------------------------------------------------- no torch layer classes inside
@@ -170,13 +170,17 @@ def _foreign_modules(model: nn.Module) -> list[str]:
 
 MODEL_VARIANTS = [
     pytest.param(
-        lambda norm=norm, head=head, sc=sc: ResNet(1, norm=norm, head=head, shortcut=sc),
+        lambda norm=norm, head=head, sc=sc: ResNet(
+            1, norm_layer=norm_layer(norm), head=head, shortcut=sc
+        ),
         norm,
         id=f"resnet-{norm}-{head}-{sc}",
     )
     for norm, head, sc in itertools.product(NORM_KINDS, ["linear", "conv"], ["A", "B"])
 ] + [
-    pytest.param(lambda norm=norm: SimpleNN(norm=norm), norm, id=f"simplenn-{norm}")
+    pytest.param(
+        lambda norm=norm: SimpleNN(norm_layer=norm_layer(norm)), norm, id=f"simplenn-{norm}"
+    )
     for norm in ("none", "bn", "torch_bn")
 ]
 
@@ -201,7 +205,7 @@ def test_simplenn_weight_counts():
     assert sum(weights) == 81_792
     # conv biases only without a norm (β makes them redundant)
     assert all(m.bias is not None for m in model.modules() if isinstance(m, pnn.Conv2d))
-    bn = SimpleNN(norm="bn")
+    bn = SimpleNN(norm_layer=norm_layer("bn"))
     assert all(m.bias is None for m in bn.modules() if isinstance(m, pnn.Conv2d))
     assert sum(isinstance(m, pnn.BatchNorm2d) for m in bn.modules()) == 2
 
@@ -209,7 +213,7 @@ def test_simplenn_weight_counts():
 @pytest.mark.parametrize("norm", ["none", "bn"])
 def test_simplenn_forward_and_features(norm):
     torch.manual_seed(0)
-    model = SimpleNN(norm=norm)
+    model = SimpleNN(norm_layer=norm_layer(norm))
     x = _images(5)
     assert model(x).shape == (5, 10)
     feats = model.features(x)
@@ -223,9 +227,9 @@ def test_simplenn_forward_and_features(norm):
 INIT_CASES = [
     pytest.param(lambda: ResNet(2), id="resnet14-bn"),
     pytest.param(lambda: ResNet(3), id="resnet20-bn"),
-    pytest.param(lambda: ResNet(2, norm="gn"), id="resnet14-gn"),
+    pytest.param(lambda: ResNet(2, norm_layer=norm_layer("gn")), id="resnet14-gn"),
     pytest.param(lambda: SimpleNN(), id="simplenn"),
-    pytest.param(lambda: SimpleNN(norm="bn"), id="simplenn-bn"),
+    pytest.param(lambda: SimpleNN(norm_layer=norm_layer("bn")), id="simplenn-bn"),
 ]
 
 

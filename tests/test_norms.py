@@ -423,8 +423,9 @@ def test_bin_rho_stays_in_unit_interval_after_sgd(with_model_helper):
 
 def test_apply_constraints_reaches_every_bin_layer_of_a_resnet():
     from project.models import ResNet
+    from project.nn import norm_layer
 
-    model = ResNet(1, norm="bin")
+    model = ResNet(1, norm_layer=norm_layer("bin"))
     layers = [m for m in model.modules() if isinstance(m, BatchInstanceNorm2d)]
     assert len(layers) == 7  # stem + 2 per block × 3 blocks
     with torch.no_grad():

@@ -22,7 +22,7 @@ from project.bench.timing import (
     timings_and_ratios,
 )
 from project.models import ResNet
-from project.nn import apply_constraints_
+from project.nn import apply_constraints_, norm_layer
 
 
 def _sgd_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
@@ -61,7 +61,7 @@ def bench_model_step(
     rows = []
     for kind in norms:
         torch.manual_seed(0)
-        scratch = ResNet(n, norm=kind).to(device, memory_format=fmt).train()
+        scratch = ResNet(n, norm_layer=norm_layer(kind)).to(device, memory_format=fmt).train()
         ref = reference_like(scratch, kind).to(device, memory_format=fmt).train()
         # With --compile, torch's layers uncompiled too (built before scratch is compiled).
         eager = None

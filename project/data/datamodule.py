@@ -64,6 +64,7 @@ class ImageDataModule(L.LightningDataModule):
         test_size: int = 500,
         noise: float = 0.1,
         image_size: int = 32,
+        eval_splits: tuple[str, ...] = ("test",),
     ) -> None:
         super().__init__()
         validate_options(
@@ -104,7 +105,7 @@ class ImageDataModule(L.LightningDataModule):
         self._check_val_size_upper_bound()
 
         self._splits: dict[str, tuple[Tensor, Tensor]] = {}
-        self.eval_splits: tuple[str, ...] = ("test",)
+        self.eval_splits: tuple[str, ...] = tuple(eval_splits)
         self.mean = torch.zeros(3)
         self.std = torch.ones(3)
         self._aug_generators: dict[torch.device, tuple[torch.Generator, int]] = {}
@@ -125,6 +126,15 @@ class ImageDataModule(L.LightningDataModule):
         if not self._splits:
             raise RuntimeError("split_sizes is available after setup()")
         return {name: labels.shape[0] for name, (_, labels) in self._splits.items()}
+
+    @property
+    def data_stats(self) -> dict:
+        return {
+            "mean": [float(v) for v in self.mean],
+            "std": [float(v) for v in self.std],
+            "normalize": self.normalize,
+            "dataset": self.dataset,
+        }
 
     def _check_val_size_upper_bound(self) -> None:
         """Check int val_size against the train size when it is known without reading files."""

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from project.nn import Conv2d
 
 NormFactory = Callable[[int], nn.Module]
+SHORTCUTS = ("A", "B")  # zero-padding identity | 1x1 projection (He et al. 2016, Sec. 3.3)
 ActivationFactory = Callable[[], nn.Module]
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import partial
 
 from torch import Tensor, nn
 
 from project.models.blocks import BasicBlock
-from project.nn import Conv2d, GlobalAvgPool2d, Linear, make_activation, make_norm
+from project.nn import BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear, make_activation
 
 HEADS = ("linear", "conv")
 
@@ -21,6 +22,8 @@ class ResNet(nn.Module):
     Input (B, 3, 32, 32) -> logits (B, num_classes). Stages 2 and 3 downsample with a stride-2
     first conv. Depth = 1 + 6n + 1 weighted layers (ResNet-20 for n = 3: 0.27M parameters).
 
+    norm_layer: `num_channels -> norm module` (torchvision's convention), called once per norm
+    position; default the scratch BatchNorm2d. E.g. `functools.partial(GroupNorm2d, num_groups=8)`.
     head="linear": global average pool, then one fully connected layer (COL775).
     head="conv": fully convolutional — a 1×1 convolution to num_classes channels, then global
     average pooling; no Linear layer anywhere (HW2).
@@ -31,12 +34,11 @@ class ResNet(nn.Module):
         self,
         n: int,
         num_classes: int = 10,
-        norm: str = "bn",
+        norm_layer: Callable[[int], nn.Module] | None = None,
         head: str = "linear",
         shortcut: str = "A",
         activation: str = "relu",
-        widths: tuple[int, ...] = (16, 32, 64),
-        norm_options: dict | None = None,
+        widths: Sequence[int] = (16, 32, 64),
         in_channels: int = 3,
     ):
         super().__init__()
@@ -46,7 +48,7 @@ class ResNet(nn.Module):
             raise ValueError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
         self.n, self.head_kind = n, head
         widths = tuple(widths)
-        norm_factory = partial(make_norm, norm, **dict(norm_options or {}))
+        norm_factory = norm_layer or BatchNorm2d
         act_factory = partial(make_activation, activation)
         self.stem = nn.Sequential(
             Conv2d(in_channels, widths[0], 3, padding=1), norm_factory(widths[0]), act_factory()
@@ -69,6 +71,11 @@ class ResNet(nn.Module):
             self.classifier = Conv2d(
                 widths[-1], num_classes, 1, bias=True, init_std=CLASSIFIER_INIT_STD
             )
+
+    @staticmethod
+    def norm_widths(widths: Sequence[int] = (16, 32, 64), **_) -> tuple[int, ...]:
+        """The channel counts its norm layers see (the stage widths), for config checks."""
+        return tuple(widths)
 
     def feature_map(self, x: Tensor) -> Tensor:
         """(B, 3, H, W) -> (B, widths[-1], H/4, W/4)."""

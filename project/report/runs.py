@@ -17,13 +17,7 @@ from typing import Any
 
 from project.errors import UserError
 from project.report.history import History, read_history
-
-#: The nine final numbers of a run, in table order.
-METRIC_KEYS = tuple(
-    f"{split}/{name}"
-    for split in ("train", "val", "test")
-    for name in ("acc", "f1_micro", "f1_macro")
-)
+from project.results import METRIC_KEYS, as_float
 
 # Directories that never contain runs; skipping them keeps the recursive search fast on big trees.
 _SKIP_DIRS = {".hydra", "csv", "checkpoints", "wandb", "__pycache__", ".git", "data"}
@@ -58,7 +52,7 @@ class Run:
     def metrics(self) -> dict[str, float | None]:
         metrics = self.results.get("metrics")
         metrics = metrics if isinstance(metrics, dict) else {}
-        return {k: _as_float(metrics.get(k)) for k in METRIC_KEYS}
+        return {k: as_float(metrics.get(k)) for k in METRIC_KEYS}
 
     @property
     def note(self) -> str:
@@ -71,13 +65,6 @@ class Run:
         if self.status == "incomplete":
             return str(self.results.get("error") or "no results.json (interrupted run?)")
         return ""
-
-
-def _as_float(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _is_run_dir(path: Path) -> bool:
@@ -134,7 +121,8 @@ def load_run(path: Path) -> Run:
     return Run(
         path=path,
         results=results,
-        overrides=_read_overrides(path / ".hydra" / "overrides.yaml"),
+        # The run's own record first: a later attempt (a failed resume) rewrites .hydra/.
+        overrides=results.get("overrides") or _read_overrides(path / ".hydra" / "overrides.yaml"),
         history=read_history(path),
     )
 

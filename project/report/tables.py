@@ -11,7 +11,8 @@ import io
 import math
 from typing import Any
 
-from project.report.runs import METRIC_KEYS, Run
+from project.report.runs import Run
+from project.results import METRIC_KEYS
 
 #: (column, results.json config key) for the key config columns.
 CONFIG_COLUMNS = (

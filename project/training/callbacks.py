@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 
 class StopOnDivergence(L.Callback):
@@ -44,30 +42,16 @@ class StopOnDivergence(L.Callback):
         self.diverged_step = state_dict.get("diverged_step")
 
 
-class CheckpointOnSigterm(L.Callback):
-    """On SIGTERM (a cluster scheduler pre-empting the job) save `last.ckpt` before exiting.
-
-    Lightning notices the signal and raises `SIGTERMException` at the next batch boundary; this
-    saves the state right there, so `resume=true` loses no finished step. (A checkpoint taken
-    mid-epoch resumes at the right step count, but Lightning restarts that epoch's data
-    iterator; bit-exact continuation holds for the end-of-epoch checkpoints, e.g. after SIGKILL.)
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-
-    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException):
-            trainer.save_checkpoint(self.path)
-            print(f"\n[normres] SIGTERM: saved {self.path}", flush=True)
-
-
 class EpochTimer(L.Callback):
     """Log each training epoch's wall time (`time/epoch_s`) and throughput (`time/img_per_s`).
 
     Speed is a result users compare across norms and devices. The clock stops when the epoch's
     last batch is done (validation, which Lightning runs inside the epoch, is not counted) and waits
     for queued GPU work (`torch.cuda.synchronize`) so asynchronous kernels are not left out.
+
+    Kept rather than Lightning's own: `Timer` measures whole stages (fit, validate), not epochs,
+    and `ThroughputMonitor` logs rolling per-step rates that include validation pauses; the
+    reports compare the training time of each epoch.
     """
 
     def __init__(self):

@@ -7,14 +7,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-# The nine numbers of every run: {train,val,test}/{acc,f1_micro,f1_macro}.
-METRIC_NAMES = ("acc", "f1_micro", "f1_macro")
-SPLITS = ("train", "val", "test")
-
 
 def classification_metrics(num_classes: int, prefix: str):
     """Accuracy, micro F1 and macro F1 (multiclass) as a torchmetrics `MetricCollection` with keys
-    `<prefix>acc` etc."""
+    `<prefix><name>` for each of `project.results.METRIC_NAMES`."""
     # Imported here: torchmetrics loads torchvision's model zoo (seconds), which the config-error
     # and results-writing paths that share this module's constants do not need.
     from torchmetrics import MetricCollection

@@ -9,11 +9,10 @@ import torch
 import torch.nn.functional as F
 from hydra.utils import instantiate
 from torch import Tensor, nn
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from project.models.factory import build_model
 from project.nn import apply_constraints_
-from project.training.metrics import SPLITS, classification_metrics, feature_quantiles
+from project.training.metrics import classification_metrics, feature_quantiles
 
 
 def l1_penalty(model: nn.Module) -> Tensor:
@@ -25,13 +24,13 @@ class ImageClassifier(L.LightningModule):
     """Trains `build_model(model, norm, num_classes)` with cross-entropy.
 
     Everything needed to rebuild the network (model and norm configs, classes, the data's
-    normalisation statistics) is saved as hyperparameters, so a checkpoint alone is enough for
-    `project.evaluate` and `project.export`.
+    normalisation statistics `data_stats`, passed in by the caller) is saved as hyperparameters,
+    so a checkpoint alone is enough for `project.evaluate` and `project.export`.
 
     Logged: `train/loss` per step and epoch; `{train,val}/{loss,acc,f1_micro,f1_macro}` per epoch;
-    `val/feat_qXX`, quantiles of the penultimate features over the whole val set, per epoch; in
-    the final evaluation (`trainer.test` over the splits in `eval_splits`),
-    `final/{train,val}/...` and `test/...`.
+    `val/feat_qXX`, quantiles of the penultimate features over the whole val set, per epoch.
+    `test_step` returns logits and targets; the final evaluation (`training/evaluation.py`) turns
+    them into metrics.
     """
 
     def __init__(
@@ -48,6 +47,7 @@ class ImageClassifier(L.LightningModule):
         channels_last: bool = False,
         class_names: Sequence[str] | None = None,
         data_stats: Mapping | None = None,
+        norm_name: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -59,16 +59,8 @@ class ImageClassifier(L.LightningModule):
         object.__setattr__(self, "_net", torch.compile(self.model) if compile else self.model)
         self.train_metrics = classification_metrics(num_classes, "train/")
         self.val_metrics = classification_metrics(num_classes, "val/")
-        self.final_metrics = nn.ModuleDict(
-            # keyed "final_<split>": a ModuleDict key may not shadow nn.Module.train
-            {f"final_{s}": classification_metrics(num_classes, f"{s}/") for s in SPLITS}
-        )
-        self.confusion = MulticlassConfusionMatrix(num_classes)
-        self.eval_splits: tuple[str, ...] = ("test",)
         self.initial_loss: float | None = None
-        self.final_results: dict[str, float] = {}
         self._val_features: list[Tensor] = []
-        self._final_loss: dict[str, list[Tensor]] = {}
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -78,17 +70,6 @@ class ImageClassifier(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.initial_loss = checkpoint.get("normres", {}).get("initial_loss", self.initial_loss)
-
-    def on_fit_start(self) -> None:
-        # The input normalisation is part of the model: evaluate/export need it with the weights.
-        dm = self.trainer.datamodule
-        if dm is not None and hasattr(dm, "mean"):
-            self.hparams["data_stats"] = {
-                "mean": [float(v) for v in dm.mean],
-                "std": [float(v) for v in dm.std],
-                "normalize": getattr(dm, "normalize", "train"),
-                "dataset": getattr(dm, "dataset", None),
-            }
 
     def _step(self, batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         x, y = batch
@@ -132,28 +113,10 @@ class ImageClassifier(L.LightningModule):
         quantiles = feature_quantiles(feats, self.hparams.feature_quantiles)
         self.log_dict({f"val/{k}": v for k, v in quantiles.items()}, sync_dist=False)
 
-    # Final evaluation of the restored best checkpoint: one dataloader per split in eval_splits.
-    def on_test_epoch_start(self) -> None:
-        self._final_loss = {s: [] for s in self.eval_splits}
-
-    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
-        split = self.eval_splits[dataloader_idx]
-        loss, logits, _, y = self._step(batch)
-        self.final_metrics[f"final_{split}"].update(logits, y)
-        self._final_loss[split].append(loss.detach() * len(y))
-        if split == "test":
-            self.confusion.update(logits, y)
-
-    def on_test_epoch_end(self) -> None:
-        results = {}
-        for split in self.eval_splits:
-            prefix = "" if split == "test" else "final/"
-            values = self.final_metrics[f"final_{split}"].compute()
-            self.final_metrics[f"final_{split}"].reset()
-            for key, value in values.items():
-                results[key] = float(value)
-                self.log(prefix + key, value, add_dataloader_idx=False)
-        self.final_results = results
+    def test_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        """Logits (B, K) and targets (B,) of one batch, for the evaluation callback."""
+        _, logits, _, y = self._step(batch)
+        return {"logits": logits.detach(), "target": y}
 
     def configure_optimizers(self):
         optimizer = instantiate(self.hparams.optimizer)(self.parameters())

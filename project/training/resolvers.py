@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from omegaconf import OmegaConf
 
 
@@ -13,3 +15,6 @@ def linear_lr(base_lr: float, batch_size: int, reference_batch: int = 128) -> fl
 def register() -> None:
     if not OmegaConf.has_resolver("linear_lr"):
         OmegaConf.register_new_resolver("linear_lr", linear_lr)
+    if not OmegaConf.has_resolver("pid"):
+        # Cached: one value per process, however often the run dir is resolved.
+        OmegaConf.register_new_resolver("pid", os.getpid, use_cache=True)

@@ -1,4 +1,12 @@
-"""One training run: config -> data, model, trainer -> fit -> final evaluation -> results.json."""
+"""One training run, for a config that `validation.validate_config` has accepted:
+
+    data (instantiate cfg.data) -> check the run dir (resume.prepare_attempt) -> config.yaml ->
+    module + loggers + callbacks + trainer -> fit -> evaluate the best checkpoint on every split
+    (evaluation.evaluate_splits) -> results.json (project.results)
+
+Every way it can end is recorded in results.json: completed, diverged, failed (by the caller,
+`project.train`) or interrupted.
+"""
 
 from __future__ import annotations
 
@@ -9,47 +17,35 @@ import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import WandbLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from project.io import atomic_write_text
-from project.training.callbacks import CheckpointOnSigterm, StopOnDivergence
+from project.results import SPLITS, tensor_megabytes, write_results
+from project.training.callbacks import StopOnDivergence
+from project.training.checkpoint_io import AtomicCheckpointIO
+from project.training.evaluation import evaluate_splits
+from project.training.loggers import ResumableCSVLogger, build_loggers, finish_loggers
 from project.training.module import ImageClassifier
-from project.training.results import METRIC_KEYS, model_size_mb, run_name, write_results
-from project.training.resume import last_checkpoint, resumed_csv_logger, wandb_run_id
-from project.training.validation import validate_config
+from project.training.resume import LAST, checkpoint_position, prepare_attempt
 
 
-def make_loggers(cfg: DictConfig, run_dir: Path, ckpt: Path | None) -> list:
-    """CSV always (reports read it); W&B (offline by default) unless `logger=csv|none`."""
-    loggers = [resumed_csv_logger(run_dir, ckpt)]
-    if cfg.logger.kind == "wandb":
-        loggers.append(
-            WandbLogger(
-                name=run_name(cfg),
-                save_dir=str(run_dir),
-                id=wandb_run_id(run_dir),
-                resume="allow",
-                project=cfg.logger.project,
-                entity=cfg.logger.get("entity"),
-                group=cfg.experiment_name,
-                tags=[cfg.norm.kind, f"batch{cfg.batch_size}", *cfg.logger.get("tags", [])],
-                offline=bool(cfg.logger.offline),
-                config=OmegaConf.to_container(cfg, resolve=True),
-            )
-        )
-    return loggers
+class Interrupted(BaseException):
+    """SIGINT/SIGTERM: raised by the signal handler of `project.train` wherever the run is."""
+
+    def __init__(self, signal_name: str):
+        super().__init__(signal_name)
+        self.signal_name = signal_name
 
 
-def build(cfg: DictConfig, run_dir: Path, ckpt: Path | None = None):
-    """Instantiate data module, LightningModule, callbacks, loggers and trainer."""
-    datamodule = instantiate(cfg.data)
-    module = ImageClassifier(
-        model=OmegaConf.to_container(cfg.model, resolve=True),
-        norm=OmegaConf.to_container(cfg.norm, resolve=True),
-        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
-        scheduler=OmegaConf.to_container(cfg.scheduler, resolve=True),
+def build_module(cfg: DictConfig, datamodule) -> ImageClassifier:
+    """The LightningModule, with the data's normalisation statistics passed in explicitly."""
+    container = OmegaConf.to_container(cfg, resolve=True)
+    return ImageClassifier(
+        model=container["model"],
+        norm=container["norm"],
+        optimizer=container["optimizer"],
+        scheduler=container["scheduler"],
         num_classes=datamodule.num_classes,
         l1=cfg.regularization.l1,
         label_smoothing=cfg.regularization.label_smoothing,
@@ -57,87 +53,141 @@ def build(cfg: DictConfig, run_dir: Path, ckpt: Path | None = None):
         compile=cfg.compile,
         channels_last=cfg.channels_last,
         class_names=datamodule.class_names,
+        data_stats=datamodule.data_stats,
+        norm_name=cfg.norm_name,
     )
+
+
+def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
-    callbacks.append(CheckpointOnSigterm(run_dir / "checkpoints" / "last.ckpt"))
-    trainer = instantiate(
+    return instantiate(
         cfg.trainer,
         callbacks=callbacks,
-        logger=make_loggers(cfg, run_dir, ckpt),
+        logger=loggers,
         default_root_dir=str(run_dir),
+        plugins=[AtomicCheckpointIO()],
     )
-    return datamodule, module, trainer
 
 
-def _find(callbacks, kind):
-    return next((c for c in callbacks if isinstance(c, kind)), None)
+def _find(callbacks, kind, **attrs):
+    matches = (c for c in callbacks if isinstance(c, kind))
+    return next((c for c in matches if all(getattr(c, k) == v for k, v in attrs.items())), None)
 
 
-def train(cfg: DictConfig, run_dir: Path) -> dict:
+def _completed_epochs(run_dir: Path) -> int:
+    last = run_dir / LAST
+    return checkpoint_position(last)[0] + 1 if last.is_file() else 0
+
+
+def start_attempt(cfg: DictConfig, run_dir: Path):
+    """`(datamodule, checkpoint to resume or None)` once the run dir is this attempt's: checked
+    (resume.prepare_attempt: nothing is written if it is refused), earlier records archived,
+    config.yaml written."""
+    run_cfg = OmegaConf.to_container(cfg, resolve=True)
+    datamodule = instantiate(cfg.data, eval_splits=SPLITS)
+    if rank_zero_only.rank != 0:  # DDP: ranks > 0 never touch the run dir's records
+        return datamodule, run_dir / LAST if cfg.resume and (run_dir / LAST).is_file() else None
+    ckpt_path = prepare_attempt(run_dir, cfg.resume, run_cfg, datamodule.class_names)
+    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(run_cfg))
+    return datamodule, ckpt_path
+
+
+def train(cfg: DictConfig, run_dir: Path, datamodule, ckpt_path: Path | None) -> dict:
     """Fit, restore the best checkpoint, evaluate it on train/val/test; write results.json."""
     start = time.perf_counter()
-    validate_config(cfg)
-    ckpt_path = last_checkpoint(run_dir) if cfg.resume else None
-    L.seed_everything(cfg.seed, workers=True)
-    atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    datamodule, module, trainer = build(cfg, run_dir, ckpt_path)
-    params = sum(p.numel() for p in module.model.parameters())
-    common = {"params": params, "model_size_mb": round(model_size_mb(module.model), 4)}
+    rank_zero = rank_zero_only.rank == 0
+    run_cfg = OmegaConf.to_container(cfg, resolve=True)
+    overrides = _task_overrides()
+    record = {"overrides": overrides} if overrides is not None else {}
 
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule.prepare_data()
+    datamodule.setup("fit")  # the train split's statistics are part of the model's input
+    module = build_module(cfg, datamodule)
+    record["params"] = sum(p.numel() for p in module.model.parameters())
+    record["model_size_mb"] = round(tensor_megabytes(module.model.state_dict()), 4)
+    loggers = build_loggers(cfg.logger, run_dir)
+    if ckpt_path is not None:
+        for logger in loggers:
+            if isinstance(logger, ResumableCSVLogger):
+                logger.keep_history_until(*checkpoint_position(ckpt_path))
+    for logger in loggers:
+        logger.log_hyperparams(run_cfg)
+    trainer = build_trainer(cfg, run_dir, loggers)
+
+    status = "failed"
     try:
-        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    except SIGTERMException:
-        if trainer.is_global_zero:
+        try:
+            trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        except Interrupted as interrupt:
+            status = "interrupted"
+            if rank_zero:
+                epochs = _completed_epochs(run_dir)
+                write_results(
+                    run_dir,
+                    cfg,
+                    status,
+                    epochs=epochs,
+                    wall_time_s=round(time.perf_counter() - start, 2),
+                    error=f"stopped by {interrupt.signal_name} during epoch {epochs}; resume=true "
+                    f"continues from the end of epoch {epochs - 1} (the interrupted epoch is "
+                    f"redone from its start)"
+                    if epochs
+                    else f"stopped by {interrupt.signal_name} before the first epoch ended",
+                    **record,
+                )
+            raise
+        results = _final_results(cfg, trainer, module, datamodule, start, record)
+        status = results["status"]
+        if rank_zero:
             write_results(
-                run_dir,
-                cfg,
-                "interrupted",
-                epochs=trainer.current_epoch,
-                error="stopped by SIGTERM; continue with resume=true in this run dir",
-                **common,
+                run_dir, cfg, status, **{k: v for k, v in results.items() if k != "status"}
             )
-        raise
+        return results
+    finally:
+        finish_loggers(trainer.loggers, status)
+
+
+def _final_results(cfg, trainer, module, datamodule, start: float, record: dict) -> dict:
     if module.initial_loss is not None:
         print(
             f"[normres] initial training loss {module.initial_loss:.4f} (ln(num_classes) = "
             f"{torch.log(torch.tensor(float(datamodule.num_classes))):.4f})"
         )
-
     divergence = _find(trainer.callbacks, StopOnDivergence)
-    checkpoint = _find(trainer.callbacks, ModelCheckpoint)
-    best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+    best_ckpt = _find(trainer.callbacks, ModelCheckpoint, monitor="val/acc")
+    best = best_ckpt.best_model_path if best_ckpt and best_ckpt.best_model_path else None
     best_epoch = torch.load(best, map_location="cpu", weights_only=False)["epoch"] if best else None
-
-    datamodule.eval_splits = ("train", "val", "test")
-    module.eval_splits = datamodule.eval_splits
-    metrics = dict.fromkeys(METRIC_KEYS)
-    confusion = None
-    if best or divergence is None or divergence.diverged_epoch is None:
-        trainer.test(module, datamodule=datamodule, ckpt_path=best, verbose=False)
-        metrics.update({k: module.final_results.get(k) for k in METRIC_KEYS})
-        confusion = module.confusion.compute().tolist()
-
     diverged = divergence is not None and divergence.diverged_epoch is not None
-    status = "diverged" if diverged else "completed"
-    extra = {"diverged_epoch": divergence.diverged_epoch} if diverged else {}
+
+    evaluation = None
+    if best or not diverged:  # a run that diverged before any checkpoint has nothing to test
+        evaluation = evaluate_splits(trainer, module, datamodule, SPLITS, ckpt_path=best)
     results = dict(
+        status="diverged" if diverged else "completed",
         best_epoch=best_epoch,
         epochs=trainer.current_epoch,
         wall_time_s=round(time.perf_counter() - start, 2),
-        metrics=metrics,
+        metrics=evaluation.metrics if evaluation else None,
         class_names=datamodule.class_names,
-        confusion_matrix={"test": confusion} if confusion else {},
+        confusion_matrix={"test": evaluation.confusion}
+        if evaluation and evaluation.confusion
+        else {},
         initial_loss=module.initial_loss,
-        **common,
-        **extra,
+        **record,
     )
-    if trainer.is_global_zero:
-        write_results(run_dir, cfg, status, **results)
-        for logger in trainer.loggers:
-            if isinstance(logger, WandbLogger):
-                logger.experiment.summary.update(
-                    {k: v for k, v in metrics.items() if v is not None}
-                )
-                logger.experiment.summary["status"] = status
-                logger.experiment.finish()
-    return {"status": status, **results}
+    if diverged:
+        results["diverged_epoch"] = divergence.diverged_epoch
+    if results["metrics"] is None:
+        del results["metrics"]  # keep write_results' all-None default
+    return results
+
+
+def _task_overrides() -> list[str] | None:
+    """The command-line overrides of this job (Hydra's `overrides.task`), if run by Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # not inside a Hydra job
+        return None

@@ -1,0 +1,80 @@
+"""The final evaluation of a run: the restored best checkpoint on every split, as a function.
+
+`evaluate_splits(trainer, module, datamodule, splits, ckpt_path)` runs `trainer.test` over one
+loader per split (the datamodule serves them in `splits` order, no augmentation) and returns the
+metrics and the test confusion matrix. The numbers are accumulated by a `SplitMetrics` callback
+that exists only for that call: the module's `test_step` returns logits and targets and keeps no
+evaluation state of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import lightning as L
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from project.results import METRIC_KEYS
+from project.training.metrics import classification_metrics
+
+
+@dataclass
+class Evaluation:
+    metrics: dict[str, float | None]  # METRIC_KEYS (and any other split's `<split>/<metric>`)
+    confusion: list[list[int]] | None  # test split: rows true class, columns predicted
+
+
+class SplitMetrics(L.Callback):
+    """Accuracy/F1 per split and the test confusion matrix, from `test_step`'s outputs
+    `{"logits": (B, K) float, "target": (B,) int64}`; synced across processes by torchmetrics.
+
+    Logged as `final/<split>/<metric>` (and `test/<metric>` for the test split).
+    """
+
+    def __init__(self, splits: Sequence[str], num_classes: int):
+        self.splits = tuple(splits)
+        self.num_classes = num_classes
+        self.metrics: dict[str, float] = {}
+        self.confusion: list[list[int]] | None = None
+
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        device = pl_module.device
+        self._per_split = {
+            s: classification_metrics(self.num_classes, f"{s}/").to(device) for s in self.splits
+        }
+        self._confusion = MulticlassConfusionMatrix(self.num_classes).to(device)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        split = self.splits[dataloader_idx]
+        self._per_split[split].update(outputs["logits"], outputs["target"])
+        if split == "test":
+            self._confusion.update(outputs["logits"], outputs["target"])
+
+    def on_test_epoch_end(self, trainer, pl_module) -> None:
+        for split, collection in self._per_split.items():
+            prefix = "" if split == "test" else "final/"
+            for key, value in collection.compute().items():
+                self.metrics[key] = float(value)
+                pl_module.log(prefix + key, value, add_dataloader_idx=False, sync_dist=False)
+        if "test" in self.splits:
+            self.confusion = self._confusion.compute().cpu().tolist()
+
+
+def evaluate_splits(
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    datamodule: L.LightningDataModule,
+    splits: Sequence[str],
+    ckpt_path: str | None = None,
+) -> Evaluation:
+    """Metrics of `ckpt_path`'s weights (the module's current ones if None) on every split."""
+    collector = SplitMetrics(splits, module.hparams.num_classes)
+    trainer.callbacks.append(collector)  # for this call only
+    try:
+        trainer.test(module, datamodule=datamodule, ckpt_path=ckpt_path, verbose=False)
+    finally:
+        trainer.callbacks.remove(collector)
+    metrics = dict.fromkeys(METRIC_KEYS)
+    metrics.update(collector.metrics)
+    return Evaluation(metrics=metrics, confusion=collector.confusion)

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from project.checkpoints import default_run_dir, export_weights, load_model, run_cli
-from project.errors import UserError
+from project.checkpoints import default_run_dir, export_weights, load_model
+from project.errors import UserError, run_cli, warn
 from project.io import atomic_write, atomic_write_json, atomic_write_text
 
 SPLITS = ("test", "val", "train")
@@ -56,6 +56,7 @@ def make_datamodule(cfg: DictConfig, meta: dict):
             f"{dm.num_classes} ({', '.join(dm.class_names[:5])}, ...). Evaluate it on a dataset "
             f"with the same classes, e.g. data={trained_on}."
         )
+    check_class_names(meta["class_names"], dm.class_names, bool(cfg.allow_other_classes))
     dm.prepare_data()
     dm.setup("test")
     stats = meta.get("data_stats")
@@ -75,6 +76,24 @@ def make_datamodule(cfg: DictConfig, meta: dict):
         dm.mean = torch.tensor(stats["mean"], dtype=torch.float32)
         dm.std = torch.tensor(stats["std"], dtype=torch.float32)
     return dm
+
+
+def check_class_names(trained: list[str], evaluated: list[str], allow: bool) -> None:
+    """Same number of classes but other names: the metrics would compare unrelated labels."""
+    if list(trained) == list(evaluated):
+        return
+    pairs = [f"{a} -> {b}" for a, b in zip(trained, evaluated) if a != b]
+    message = (
+        f"The checkpoint's class names differ from the dataset's ({'; '.join(pairs[:5])}"
+        f"{' ...' if len(pairs) > 5 else ''}): label i of the data is not class i of the model, "
+        f"so accuracy would compare unrelated labels."
+    )
+    if not allow:
+        raise UserError(
+            f"{message} Evaluate on data with the training classes (in the same order), or pass "
+            f"allow_other_classes=true if the classes are the same under other names."
+        )
+    warn(f"{message} Evaluating anyway (allow_other_classes=true).")
 
 
 def split_loader(dm, split: str):
@@ -175,7 +194,7 @@ def evaluate(cfg: DictConfig) -> dict:
         "class_names": names,
         "trained_on": (meta.get("data_stats") or {}).get("dataset"),
         "model": meta["model"],
-        "norm": meta["norm"].get("kind"),
+        "norm": meta["norm_name"],
         "wall_time_s": round(time.perf_counter() - start, 2),
     }
     if names != dm.class_names:

@@ -28,8 +28,8 @@ import hydra
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
-from project.checkpoints import default_run_dir, export_weights, run_cli
-from project.errors import UserError
+from project.checkpoints import default_run_dir, export_weights
+from project.errors import UserError, run_cli
 
 
 def default_out(ckpt: str | Path) -> Path:

@@ -54,3 +54,19 @@ def train(run_dir: Path, *overrides: str, tiny: bool = True, **kwargs):
 
 def read_results(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "results.json").read_text())
+
+
+class CrashWhenSeedIs:
+    """A Lightning callback (used by config override in tests) that crashes a run mid-training
+    when its seed matches: `+callbacks.crash._target_=tests.helpers.CrashWhenSeedIs
+    +callbacks.crash.seed=0`."""
+
+    def __new__(cls, seed: int):
+        import lightning as L
+
+        class _Crash(L.Callback):
+            def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+                if trainer.global_step >= 2 and int(trainer.datamodule.seed) == seed:
+                    raise RuntimeError(f"test crash in the run with seed {seed}")
+
+        return _Crash()

@@ -19,6 +19,7 @@ from project.bench.reference import reference_like
 from project.bench.report import write_tables
 from project.bench.timing import compile_both, sides_to_time, timings_and_ratios
 from project.models import ResNet
+from project.nn import norm_layer
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,7 +127,7 @@ def test_unknown_part_is_an_error():
 def test_reference_resnet_matches_scratch_resnet(kind):
     """Same weights -> same logits and gradients: the benchmark compares like with like."""
     torch.manual_seed(0)
-    ours = ResNet(1, norm=kind).double().train()
+    ours = ResNet(1, norm_layer=norm_layer(kind)).double().train()
     ref = reference_like(ours, kind).double().train()
     x = torch.randn(4, 3, 16, 16, dtype=torch.float64)
     y_ours, y_ref = ours(x), ref(x)

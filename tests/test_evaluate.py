@@ -36,7 +36,7 @@ def run_main(module, args: list[str], capsys) -> tuple[int, str]:
     it through the same `run_cli` wrapper as `main()`. Returns (exit code, stdout+stderr)."""
     from hydra import compose, initialize_config_dir
 
-    from project.checkpoints import run_cli
+    from project.errors import run_cli
 
     name = module.__name__.rsplit(".", 1)[-1]  # evaluate | export: config and command name
     with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):

@@ -13,7 +13,7 @@ import random
 import pytest
 
 from project.training.compose import compose_job_config
-from project.training.run import train
+from project.training.run import start_attempt, train
 from tests.helpers import TINY, read_results
 
 SPACE = {
@@ -42,7 +42,7 @@ ONE_STEP = [
 )
 def test_random_valid_overrides_train(tmp_path, overrides):
     cfg = compose_job_config([*TINY, *ONE_STEP, *overrides], tmp_path)
-    train(cfg, tmp_path)
+    train(cfg, tmp_path, *start_attempt(cfg, tmp_path))
     results = read_results(tmp_path)
     assert results["status"] == "completed", results
     assert all(0.0 <= v <= 1.0 for v in results["metrics"].values())

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from project.results import METRIC_KEYS
 from project.training.metrics import classification_metrics
-from project.training.results import METRIC_KEYS
 from tests.helpers import TINY, cli, read_results, train
 
 ALL_NORMS = ["bn", "in", "bin", "ln", "gn", "none", "torch_bn"]
@@ -120,7 +120,7 @@ def test_help_and_cfg_job():
     assert proc.returncode == 0 and "norm: bin, bn, gn, in, ln, none, torch_bn" in proc.stdout
     proc = cli("project.train", "norm=gn", "batch_size=8", "--cfg", "job")
     assert proc.returncode == 0
-    assert "batch_size: 8" in proc.stdout and "kind: gn" in proc.stdout
+    assert "batch_size: 8" in proc.stdout and "_target_: project.nn.GroupNorm2d" in proc.stdout
 
 
 def test_f1_agrees_with_confusion_matrix():

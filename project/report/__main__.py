@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from project.errors import UserError
+from project.errors import UserError, report_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
 
         html = make_report(args.paths, args.out, args.title)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        report_error(str(exc))
         return 2
     print(f"report written to {html}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from project.errors import UserError
 from project.io import atomic_write_text
 from project.report.curves import CURVE_PLOTS
 from project.report.grids import GRID_PLOTS
@@ -32,7 +33,14 @@ def make_report(
     runs = load_runs(paths)
     out = Path(out_dir) if out_dir is not None else Path(paths[0]) / "report"
     title = title or f"Report: {', '.join(Path(p).as_posix() for p in paths)}"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(
+            f"--out {out} cannot be created ({err.strerror or err}): the report writes "
+            f"summary.csv, plots and report.html there. Pass a directory you can write to, e.g. "
+            f"--out reports/<name>."
+        ) from None
 
     pairs = bn_sanity(runs)
     sanity_md = sanity_markdown(pairs)

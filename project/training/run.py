@@ -69,6 +69,18 @@ def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
     )
 
 
+def build(cfg: DictConfig, run_dir: Path, datamodule=None):
+    """`(datamodule, module, trainer)` of a run: the data set up first, because the train split's
+    statistics are part of the model's input (`data_stats`)."""
+    if datamodule is None:
+        datamodule = instantiate(cfg.data, eval_splits=SPLITS)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    module = build_module(cfg, datamodule)
+    trainer = build_trainer(cfg, run_dir, build_loggers(cfg.logger, run_dir))
+    return datamodule, module, trainer
+
+
 def _find(callbacks, kind, **attrs):
     matches = (c for c in callbacks if isinstance(c, kind))
     return next((c for c in matches if all(getattr(c, k) == v for k, v in attrs.items())), None)
@@ -101,19 +113,13 @@ def train(cfg: DictConfig, run_dir: Path, datamodule, ckpt_path: Path | None) ->
     record = {"overrides": overrides} if overrides is not None else {}
 
     L.seed_everything(cfg.seed, workers=True)
-    datamodule.prepare_data()
-    datamodule.setup("fit")  # the train split's statistics are part of the model's input
-    module = build_module(cfg, datamodule)
+    datamodule, module, trainer = build(cfg, run_dir, datamodule)
     record["params"] = sum(p.numel() for p in module.model.parameters())
     record["model_size_mb"] = round(tensor_megabytes(module.model.state_dict()), 4)
-    loggers = build_loggers(cfg.logger, run_dir)
-    if ckpt_path is not None:
-        for logger in loggers:
-            if isinstance(logger, ResumableCSVLogger):
-                logger.keep_history_until(*checkpoint_position(ckpt_path))
-    for logger in loggers:
+    for logger in trainer.loggers:
+        if ckpt_path is not None and isinstance(logger, ResumableCSVLogger):
+            logger.keep_history_until(*checkpoint_position(ckpt_path))
         logger.log_hyperparams(run_cfg)
-    trainer = build_trainer(cfg, run_dir, loggers)
 
     status = "failed"
     try:

@@ -65,7 +65,7 @@ def _validate_run(cfg: DictConfig) -> None:
         _fail(
             "batch_size",
             batch,
-            f"The batch size must be a whole number from 1 to {BATCH_MAX:,}.",
+            f"The batch size must be a whole number >= 1 (at most {BATCH_MAX:,}).",
             "e.g. `batch_size=128` (or 8 for the small-batch study).",
         )
     if not _is_int(cfg.seed) or not 0 <= cfg.seed <= SEED_MAX:
@@ -142,8 +142,8 @@ def _validate_model(model: DictConfig) -> tuple[int, ...]:
             _fail(
                 "model.n",
                 n,
-                f"A CIFAR ResNet has 6n+2 layers with 1 <= n <= {DEPTH_N_MAX} residual blocks "
-                f"per stage (n={DEPTH_N_MAX} is the paper's ResNet-1202).{cost}",
+                f"A CIFAR ResNet has 6n+2 layers with n >= 1 residual blocks per stage, at "
+                f"most n={DEPTH_N_MAX} (the paper's deepest, ResNet-1202).{cost}",
                 "e.g. `model.n=2` (ResNet-14) or `model.n=3` (ResNet-20).",
             )
     options = {k: v for k, v in model.items() if k != "_target_"}

@@ -12,27 +12,27 @@ hyperparameters, weights of another architecture) raises a `UserError` saying ho
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from project.checkpoints.paths import HOW_TO_GET_ONE
 from project.errors import UserError
-from project.io import atomic_torch_save
 
 FORMAT = "normres-weights-v1"
-LIGHTNING_PREFIX = "model."
+LIGHTNING_PREFIX = "model."  # ImageClassifier keeps the network as `self.model`
 MAX_LISTED = 5  # mismatched keys named in an error message; the rest are counted
 
-HOW_TO_GET_ONE = (
-    "A training run (`python -m project.train ...`) writes <run dir>/checkpoints/best.ckpt and "
-    "last.ckpt, and `python -m project.export ckpt=<that .ckpt>` turns one into a weights-only "
-    "<run dir>/export/model.pt; pass either as `ckpt=PATH`."
-)
+
+def lightning_network_weights(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """The bare network's weights inside a LightningModule state_dict. Loading goes through
+    `ImageClassifier.load_from_checkpoint`; this view is for checks and error messages (which
+    keys are missing or of another shape) and for exported files."""
+    n = len(LIGHTNING_PREFIX)
+    return {k[n:]: v for k, v in state_dict.items() if k.startswith(LIGHTNING_PREFIX)}
 
 
 def plain(value: Any) -> Any:
@@ -98,11 +98,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, Tensor]]:
         hparams, state_dict, kind = obj, dict(obj.get("state_dict") or {}), "export"
     elif "hyper_parameters" in obj and "state_dict" in obj:
         hparams, kind = obj["hyper_parameters"], "lightning"
-        state_dict = {
-            k[len(LIGHTNING_PREFIX) :]: v
-            for k, v in obj["state_dict"].items()
-            if k.startswith(LIGHTNING_PREFIX)
-        }
+        state_dict = lightning_network_weights(obj["state_dict"])
     else:
         what = (
             "a bare state_dict (weights only)"
@@ -129,6 +125,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict[str, Tensor]]:
         "kind": kind,
         "model": plain(hparams["model"]),
         "norm": plain(hparams["norm"]),
+        "norm_name": hparams.get("norm_name") or plain(hparams["norm"]).get("kind"),
         "num_classes": num_classes,
         "class_names": [str(c) for c in class_names],
         "data_stats": plain(hparams.get("data_stats")),
@@ -170,7 +167,7 @@ def build_network(meta: Mapping, state_dict: Mapping[str, Tensor]) -> nn.Module:
     except Exception as err:
         raise UserError(
             f"Cannot build the network described by {meta['path']} ({arch}; norm "
-            f"{meta['norm'].get('kind')}): {type(err).__name__}: {str(err).splitlines()[0]}. "
+            f"{meta['norm_name']}): {type(err).__name__}: {str(err).splitlines()[0]}. "
             f"If you overrode the architecture (model=...), check its options; otherwise the "
             f"checkpoint comes from an incompatible version of project.models."
         ) from None
@@ -183,7 +180,7 @@ def build_network(meta: Mapping, state_dict: Mapping[str, Tensor]) -> nn.Module:
         raise UserError(
             f"{meta['path']} is a checkpoint of another architecture: its weights do not fit the "
             f"network its hyperparameters (or your model= override) describe ({arch}; norm "
-            f"{meta['norm'].get('kind')}). {' | '.join(problems)}. Evaluate it without a model= "
+            f"{meta['norm_name']}). {' | '.join(problems)}. Evaluate it without a model= "
             f"override, or with the model options it was trained with."
         )
     return model.eval()
@@ -200,68 +197,14 @@ def load_model(
     meta, state_dict = read_checkpoint(path)
     if model_cfg:
         meta["model"] = plain(model_cfg)
+    if meta["kind"] == "lightning":
+        from project.training.module import ImageClassifier
+
+        try:  # the LightningModule rebuilds its network from the saved hyperparameters
+            module = ImageClassifier.load_from_checkpoint(
+                path, map_location="cpu", model=meta["model"], compile=False, channels_last=False
+            )
+            return module.model.eval(), meta
+        except Exception:
+            pass  # build_network says why, in one paragraph
     return build_network(meta, state_dict), meta
-
-
-def model_size_mb(state_dict: Mapping[str, Tensor]) -> float:
-    return sum(t.numel() * t.element_size() for t in state_dict.values()) / 2**20
-
-
-def export_weights(ckpt: str | Path, out: str | Path) -> dict[str, Any]:
-    """Write the weights-only `.pt` of `ckpt` (loadable with `weights_only=True`, no Lightning).
-
-    Returns `{"path", "size_mb" (file), "weights_mb", "params"}`.
-    """
-    model, meta = load_model(ckpt)
-    state_dict = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
-    payload = {
-        "format": FORMAT,
-        "model": meta["model"],
-        "norm": meta["norm"],
-        "num_classes": meta["num_classes"],
-        "class_names": meta["class_names"],
-        "data_stats": meta["data_stats"],
-        "state_dict": state_dict,
-    }
-    out = Path(out).expanduser()
-    if out.exists() and out.is_dir():
-        raise UserError(f"out={out} is a directory; pass a file path such as {out / 'model.pt'}.")
-    if out.resolve() == Path(ckpt).expanduser().resolve():
-        raise UserError(f"out={out} is the checkpoint itself; choose another path.")
-    try:
-        atomic_torch_save(payload, out)
-    except OSError as err:
-        raise UserError(
-            f"Cannot write {out} ({err.strerror or err}). Choose a writable path with out=PATH.pt."
-        ) from None
-    return {
-        "path": str(out),
-        "size_mb": out.stat().st_size / 2**20,
-        "weights_mb": model_size_mb(state_dict),
-        "params": sum(p.numel() for p in model.parameters()),
-    }
-
-
-def default_run_dir(ckpt: str | Path) -> Path | None:
-    """The run directory of `<run>/checkpoints/x.ckpt` or `<run>/export/x.pt`, else None."""
-    ckpt = Path(ckpt).expanduser().resolve()
-    return ckpt.parent.parent if ckpt.parent.name in ("checkpoints", "export") else None
-
-
-def run_cli(command: Callable[[Any], Any], cfg: Any) -> None:
-    """Run a CLI command; a UserError (possibly wrapped by hydra.utils.instantiate) is printed as
-    one paragraph and exits with code 2, like `project.train`, instead of a traceback.
-
-    Kept here rather than importing `project.train`'s helpers: that import pulls in Lightning,
-    which costs seconds before a bad path could even be reported.
-    """
-    try:
-        command(cfg)
-    except Exception as err:
-        cause: BaseException | None = err
-        while cause is not None and not isinstance(cause, UserError):
-            cause = cause.__cause__ or cause.__context__
-        if cause is None:
-            raise
-        print("\n" + textwrap.fill(f"[normres] error: {cause}", width=100), file=sys.stderr)
-        sys.exit(2)

@@ -68,7 +68,7 @@ def one_paragraph(stderr: str) -> str:
     return " ".join(stderr.split("[normres] error:", 1)[1].split())
 
 
-# 1. last.ckpt is the last epoch ------------------------------------------------------------------
+# 1. last.ckpt is the last epoch
 def test_last_checkpoint_is_the_last_epoch_even_when_val_is_flat(tmp_path):
     proc = train(tmp_path, "optimizer.lr=1e-9", "trainer.max_epochs=3")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -78,7 +78,7 @@ def test_last_checkpoint_is_the_last_epoch_even_when_val_is_flat(tmp_path):
     assert best["epoch"] == 0  # val accuracy never improved after the first epoch
 
 
-# 2. a checkpoint that cannot be written fails the run --------------------------------------------
+# 2. a checkpoint that cannot be written fails the run
 def test_unwritable_checkpoint_dir_mid_run_fails_the_run(tmp_path):
     proc = popen_train(tmp_path, *SLOW_ENOUGH)
     ckpt_dir = tmp_path / "checkpoints"
@@ -119,7 +119,7 @@ def test_failed_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temp file left
 
 
-# 3. a failed resume never touches a finished run's record ----------------------------------------
+# 3. a failed resume never touches a finished run's record
 @pytest.fixture(scope="module")
 def finished_bn_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("finished") / "run"
@@ -179,7 +179,7 @@ def test_resume_keeps_the_earlier_attempt_as_history(tmp_path):
     assert read_results(tmp_path)["epochs"] == 2
 
 
-# 4. run dirs are unique, and locked -----------------------------------------------------------------
+# 4. run dirs are unique, and locked
 def test_two_runs_started_in_the_same_second_get_two_dirs(tmp_path):
     procs = [popen_train(None, cwd=tmp_path) for _ in range(2)]
     for proc in procs:
@@ -202,7 +202,7 @@ def test_a_second_process_refuses_a_run_dir_in_use(tmp_path):
     assert read_results(tmp_path)["status"] == "completed"
 
 
-# 5. a sweep never hides a failed job -----------------------------------------------------------------
+# 5. a sweep never hides a failed job
 def test_sweep_with_a_failing_job_exits_non_zero_and_counts_it(tmp_path):
     proc = cli(
         "project.train",
@@ -228,7 +228,7 @@ def test_a_job_without_results_counts_as_failed(tmp_path):
     assert job_statuses(tmp_path) == {"0": "completed", "1": NO_RESULTS}
 
 
-# 6. interrupts: recorded, resumable, and the resumed run equals the uninterrupted one ------------
+# 6. interrupts: recorded, resumable, and the resumed run equals the uninterrupted one
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("uninterrupted")
@@ -264,7 +264,7 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig
     assert read_results(tmp_path / "attempts" / "1")["status"] == "interrupted"
 
 
-# 7. every config value is range-checked before training -------------------------------------------
+# 7. every config value is range-checked before training
 @pytest.mark.parametrize(
     ("override", "needles"),
     [
@@ -301,7 +301,7 @@ def test_milestones_after_the_last_epoch_warn(tmp_path):
     assert "[normres] warning: scheduler.milestones [5, 8]" in proc.stderr
 
 
-# 8. W&B: every job its own run, finished whatever happens ------------------------------------------
+# 8. W&B: every job its own run, finished whatever happens
 def test_a_failed_job_does_not_capture_the_next_jobs_wandb_run(tmp_path):
     proc = cli(
         "project.train",
@@ -327,7 +327,7 @@ def test_a_failed_job_does_not_capture_the_next_jobs_wandb_run(tmp_path):
     assert not list((tmp_path / "0" / "wandb").glob(f"offline-run-*-{ids[1]}"))
 
 
-# 9. evaluate and report refuse what would mislead ---------------------------------------------------
+# 9. evaluate and report refuse what would mislead
 def test_evaluate_refuses_a_dataset_with_other_class_names(tmp_path, finished_bn_run):
     from PIL import Image
 

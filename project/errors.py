@@ -18,7 +18,10 @@ class UserError(Exception):
 
 
 def paragraph(label: str, message: str) -> str:
-    return textwrap.fill(f"[normres] {label}: {message}", width=100)
+    # Paths and overrides stay whole (copy-pasteable): break only at spaces.
+    return textwrap.fill(
+        f"[normres] {label}: {message}", width=100, break_on_hyphens=False, break_long_words=False
+    )
 
 
 def report_error(message: str) -> None:

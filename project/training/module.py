@@ -82,13 +82,8 @@ class ImageClassifier(L.LightningModule):
     def on_fit_start(self) -> None:
         # The input normalisation is part of the model: evaluate/export need it with the weights.
         dm = self.trainer.datamodule
-        if dm is not None and hasattr(dm, "mean"):
-            self.hparams["data_stats"] = {
-                "mean": [float(v) for v in dm.mean],
-                "std": [float(v) for v in dm.std],
-                "normalize": getattr(dm, "normalize", "train"),
-                "dataset": getattr(dm, "dataset", None),
-            }
+        if dm is not None:
+            self.hparams["data_stats"] = dm.data_stats
 
     def _step(self, batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         x, y = batch

@@ -9,6 +9,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from project.data import dataset_name
 from project.io import atomic_write_json
 from project.training.metrics import METRIC_NAMES, SPLITS
 
@@ -38,7 +39,7 @@ def config_summary(cfg: DictConfig) -> dict:
         "weight_decay": cfg.optimizer.get("weight_decay", 0.0),
         "l1": cfg.regularization.l1,
         "scheduler": str(cfg.scheduler._target_).rsplit(".", 1)[-1],
-        "data": cfg.data.dataset,
+        "data": dataset_name(cfg.data),
         "augment": cfg.data.get("augment"),
         "max_epochs": cfg.trainer.max_epochs,
         "seed": cfg.seed,

@@ -44,7 +44,8 @@ def make_loggers(cfg: DictConfig, run_dir: Path, ckpt: Path | None) -> list:
 
 def build(cfg: DictConfig, run_dir: Path, ckpt: Path | None = None):
     """Instantiate data module, LightningModule, callbacks, loggers and trainer."""
-    datamodule = instantiate(cfg.data)
+    # test_dataloader serves the final evaluation of the best checkpoint: every split, in order.
+    datamodule = instantiate(cfg.data, eval_splits=("train", "val", "test"))
     module = ImageClassifier(
         model=OmegaConf.to_container(cfg.model, resolve=True),
         norm=OmegaConf.to_container(cfg.norm, resolve=True),
@@ -108,7 +109,6 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     best = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
     best_epoch = torch.load(best, map_location="cpu", weights_only=False)["epoch"] if best else None
 
-    datamodule.eval_splits = ("train", "val", "test")
     module.eval_splits = datamodule.eval_splits
     metrics = dict.fromkeys(METRIC_KEYS)
     confusion = None

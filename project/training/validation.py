@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from project.data import validate_data_config
 from project.errors import UserError
 from project.nn import NORM_KINDS, default_num_groups
 
@@ -82,10 +83,4 @@ def validate_config(cfg: DictConfig) -> None:
             "Patience counts epochs and must be >= 0.",
             "e.g. `early_stopping.patience=20`.",
         )
-    if cfg.data.get("dataset") == "folder" and not cfg.data.get("root"):
-        _fail(
-            "data.root",
-            cfg.data.get("root"),
-            "`data=folder` reads an ImageFolder tree with train/ and test/ subfolders.",
-            "e.g. `data.root=../shared/data/cifar10-mini` (offline copy of CIFAR-10 images).",
-        )
+    validate_data_config(cfg.data)

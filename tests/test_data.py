@@ -294,6 +294,59 @@ def test_folder_val_size_too_large(tmp_path):
         dm.setup("fit")
 
 
+# ---------------------------------------------------------------------------- explicit inputs
+def test_eval_splits_and_loaders_follow_the_constructor():
+    kwargs = dict(val_size=20, train_size=100, test_size=30, eval_batch_size=16)
+    dm = make_datamodule("synthetic", eval_splits=("train", "val", "test"), **kwargs)
+    dm.setup("test")
+    sizes = [sum(len(y) for _, y in loader) for loader in dm.test_dataloader()]
+    assert dm.eval_splits == ("train", "val", "test") and sizes == [80, 20, 30]
+    val, train = dm.eval_dataloaders(["val", "train"])  # fixed order, eval batch size
+    assert torch.equal(torch.cat([y for _, y in train]), dm._splits["train"][1])
+    assert next(iter(val))[0].shape[0] == 16
+    single = make_datamodule("synthetic", **kwargs)
+    single.setup("test")
+    assert single.eval_splits == ("test",) and len(single.test_dataloader()) == 2  # batches
+
+
+def test_stats_argument_replaces_the_train_statistics():
+    trained = make_datamodule("synthetic", val_size=20, train_size=100, test_size=10)
+    trained.setup("fit")
+    stats = trained.data_stats
+    assert stats["normalize"] == "train" and stats["dataset"] == "synthetic"
+    assert stats["mean"] == [float(v) for v in trained.mean] and len(stats["std"]) == 3
+    # Other data normalised as the network was trained: the given numbers, not its own.
+    other = make_datamodule(
+        "synthetic", val_size=5, train_size=50, test_size=10, seed=7, normalize="none", stats=stats
+    )
+    other.setup("test")
+    assert other.normalize == "train" and other.data_stats["mean"] == stats["mean"]
+    x = other._splits["test"][0]
+    expected = normalize_batch(x.float() / 255, torch.tensor(stats["mean"]), trained.std)
+    assert torch.allclose(other.transform_batch(x, train=False), expected, atol=1e-6)
+    raw = make_datamodule("synthetic", val_size=5, train_size=50, stats={"normalize": "none"})
+    raw.setup("test")
+    x = raw._splits["test"][0]
+    assert torch.equal(raw.transform_batch(x, train=False), x.float() / 255)
+
+
+@pytest.mark.parametrize("source", ["cifar10", "cifar100", "folder", "synthetic"])
+def test_each_data_config_builds_its_own_source(source, tmp_path):
+    from hydra.utils import instantiate
+
+    from project.data import dataset_name, validate_data_config
+    from project.training.compose import compose_job_config
+
+    root = _write_tree(tmp_path / "imgs") if source == "folder" else tmp_path
+    root_override = [f"data.root={root}"] if source != "synthetic" else []
+    cfg = compose_job_config([f"data={source}", *root_override])
+    validate_data_config(cfg.data)
+    dm = instantiate(cfg.data)
+    assert dataset_name(cfg.data) == dm.name == dm.dataset == source
+    assert (source in ("cifar10", "cifar100")) == ("download" in cfg.data)  # no CIFAR-only keys
+    # instantiate passed every key: the base takes no **kwargs, so a foreign key is a TypeError
+
+
 # ---------------------------------------------------------------------------- augmentation
 def test_crop_flip_matches_per_image_reference():
     gen = torch.Generator().manual_seed(0)

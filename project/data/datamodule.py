@@ -233,7 +233,7 @@ class ImageDataModule(L.LightningDataModule):
 
     def train_eval_dataloader(self) -> DataLoader:
         """The train split in fixed order, without augmentation (evaluation on train)."""
-        return self._loader("train", train=False)
+        return self.eval_dataloaders(["train"])[0]
 
     # ----------------------------------------------------------------- batch transform
     def transform_batch(self, images: Tensor, train: bool) -> Tensor:

@@ -41,10 +41,16 @@ def data_arguments(data_cfg: Mapping) -> tuple[type, dict[str, Any]]:
     return cls, args
 
 
-def dataset_name(data_cfg: Mapping) -> str:
+def dataset_name(data_cfg: Mapping) -> str | None:
     """The source a data config builds (``cifar10``, ``cifar100``, ``folder``, ``synthetic``):
-    the ``name`` argument where the class takes one (CIFAR), else the class's ``name``."""
-    return _source_name(*data_arguments(data_cfg))
+    the ``name`` argument where the class takes one (CIFAR), else the class's ``name``.
+
+    Never raises (summaries of failed runs read it): None when ``_target_`` names no class.
+    """
+    try:
+        return _source_name(*data_arguments(data_cfg))
+    except Exception:  # missing/unimportable _target_: the validator reports that, not a summary
+        return None
 
 
 def _source_name(cls: type, args: dict[str, Any]) -> str:

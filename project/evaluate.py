@@ -48,7 +48,12 @@ def make_datamodule(cfg: DictConfig, meta: dict):
     """The configured data, normalised with the checkpoint's training statistics."""
     from hydra.utils import instantiate
 
-    dm = instantiate(cfg.data, eval_batch_size=int(cfg.batch_size))
+    from project.data import validate_data_config
+
+    validate_data_config(cfg.data)
+    stats = meta.get("data_stats")
+    # The statistics the network was trained with, not those of the evaluated dataset.
+    dm = instantiate(cfg.data, eval_batch_size=int(cfg.batch_size), stats=stats)
     if dm.num_classes != meta["num_classes"]:
         trained_on = (meta.get("data_stats") or {}).get("dataset") or "<its training dataset>"
         raise UserError(
@@ -59,7 +64,6 @@ def make_datamodule(cfg: DictConfig, meta: dict):
     check_class_names(meta["class_names"], dm.class_names, bool(cfg.allow_other_classes))
     dm.prepare_data()
     dm.setup("test")
-    stats = meta.get("data_stats")
     if stats is None:
         # Checkpoints from before data_stats existed: the evaluated data's own stats are the
         # closest guess, and the user should know the numbers may be off.
@@ -68,13 +72,6 @@ def make_datamodule(cfg: DictConfig, meta: dict):
             "dataset's own statistics.",
             file=sys.stderr,
         )
-    elif stats.get("normalize") == "none":
-        dm.normalize = "none"
-    else:
-        # The statistics the network was trained with, not those of the evaluated dataset.
-        dm.normalize = stats.get("normalize", "train")
-        dm.mean = torch.tensor(stats["mean"], dtype=torch.float32)
-        dm.std = torch.tensor(stats["std"], dtype=torch.float32)
     return dm
 
 
@@ -97,10 +94,7 @@ def check_class_names(trained: list[str], evaluated: list[str], allow: bool) -> 
 
 
 def split_loader(dm, split: str):
-    if split == "test":
-        dm.eval_splits = ("test",)
-        return dm.test_dataloader()
-    return dm.val_dataloader() if split == "val" else dm.train_eval_dataloader()
+    return dm.eval_dataloaders([split])[0]
 
 
 @torch.no_grad()

@@ -57,6 +57,13 @@ def _short_target(target: Any) -> str | None:
     return str(target).rsplit(".", 1)[-1] if target else None
 
 
+def _dataset_name(cfg: Mapping) -> str | None:
+    from project.data.options import dataset_name
+
+    data = _get(cfg, "data")
+    return dataset_name(data) if data is not None else None
+
+
 def config_summary(cfg: Mapping) -> dict[str, Any]:
     """The settings a comparison table shows, flat. Never raises: a failed run's config may hold
     any value a user typed."""
@@ -74,7 +81,7 @@ def config_summary(cfg: Mapping) -> dict[str, Any]:
         "weight_decay": _get(cfg, "optimizer.weight_decay") or 0.0,
         "l1": _get(cfg, "regularization.l1"),
         "scheduler": _short_target(_get(cfg, "scheduler._target_")),
-        "data": _get(cfg, "data.dataset"),
+        "data": _dataset_name(cfg),
         "augment": _get(cfg, "data.augment"),
         "max_epochs": _get(cfg, "trainer.max_epochs"),
         "seed": _get(cfg, "seed"),

@@ -19,9 +19,9 @@ import torchvision
 from PIL import Image
 
 from project.data import (
-    ImageDataModule,
     augment_batch,
     crop_flip,
+    make_datamodule,
     make_synthetic,
     normalize_batch,
     split_indices,
@@ -151,7 +151,7 @@ def _all_batches(loader) -> tuple[torch.Tensor, torch.Tensor]:
 
 # ---------------------------------------------------------------------------- CIFAR
 def test_cifar10_splits_shapes_and_test_isolation(fake_cifar10):
-    dm = ImageDataModule("cifar10", root=str(fake_cifar10), batch_size=16, val_size=50)
+    dm = make_datamodule("cifar10", root=str(fake_cifar10), batch_size=16, val_size=50)
     assert dm.num_classes == 10 and dm.class_names[0] == "airplane"
     dm.prepare_data()
     dm.setup("fit")
@@ -167,7 +167,7 @@ def test_cifar10_splits_shapes_and_test_isolation(fake_cifar10):
 
 
 def test_cifar100_fraction_val_and_meta_names(fake_cifar100):
-    dm = ImageDataModule("cifar100", root=str(fake_cifar100), val_size=0.2, download=False)
+    dm = make_datamodule("cifar100", root=str(fake_cifar100), val_size=0.2, download=False)
     assert dm.num_classes == 100 and dm.class_names[3] == "fine3"
     dm.setup("fit")
     assert dm.split_sizes == {"train": 200, "val": 50, "test": 50}
@@ -176,7 +176,7 @@ def test_cifar100_fraction_val_and_meta_names(fake_cifar100):
 
 
 def test_cifar100_names_without_files(tmp_path):
-    dm = ImageDataModule("cifar100", root=str(tmp_path))
+    dm = make_datamodule("cifar100", root=str(tmp_path))
     assert dm.num_classes == 100 and dm.class_names[0] == "class_0"
 
 
@@ -194,20 +194,20 @@ def test_cifar_download_failure_is_user_error(tmp_path, monkeypatch):
         raise URLError("no network")
 
     monkeypatch.setattr(torchvision.datasets.cifar, "download_and_extract_archive", offline)
-    dm = ImageDataModule("cifar10", root=str(tmp_path))
+    dm = make_datamodule("cifar10", root=str(tmp_path))
     with pytest.raises(UserError) as err:
         dm.prepare_data()
     msg = str(err.value)
     assert str(tmp_path / "cifar-10-batches-py") in msg and "cifar-10-python.tar.gz" in msg
     assert "data=synthetic" in msg and "data=folder data.root=../shared/data/cifar10-mini" in msg
     with pytest.raises(UserError, match="data=synthetic"):
-        ImageDataModule("cifar10", root=str(tmp_path), download=False).setup("fit")
+        make_datamodule("cifar10", root=str(tmp_path), download=False).setup("fit")
 
 
 # ---------------------------------------------------------------------------- folder
 def test_folder_tree_labels_and_cache(tmp_path, monkeypatch):
     root = _write_tree(tmp_path / "imgs")
-    dm = ImageDataModule("folder", root=str(root), val_size=6, batch_size=4)
+    dm = make_datamodule("folder", root=str(root), val_size=6, batch_size=4)
     assert dm.class_names == ["blue", "green", "red"] and dm.num_classes == 3
     dm.prepare_data()
     dm.setup("fit")
@@ -225,13 +225,13 @@ def test_folder_tree_labels_and_cache(tmp_path, monkeypatch):
         raise AssertionError("decoded although a valid cache exists")
 
     monkeypatch.setattr(folder_mod, "decode_files", no_decode)
-    dm2 = ImageDataModule("folder", root=str(root), val_size=6)
+    dm2 = make_datamodule("folder", root=str(root), val_size=6)
     dm2.setup("fit")
     assert dm2.split_sizes == dm.split_sizes
     # Modifying the tree invalidates the cache key, so the new file is decoded.
     Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(root / "train" / "red" / "new.png")
     with pytest.raises(AssertionError, match="decoded although"):
-        ImageDataModule("folder", root=str(root), val_size=6).setup("fit")
+        make_datamodule("folder", root=str(root), val_size=6).setup("fit")
 
 
 def test_cache_dir_falls_back_for_read_only_root(tmp_path, monkeypatch):
@@ -248,33 +248,33 @@ def test_cache_dir_falls_back_for_read_only_root(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not MINI.is_dir(), reason="../shared/data/cifar10-mini not present")
 def test_folder_cifar10_mini(tmp_path):
-    dm = ImageDataModule("folder", root=str(MINI), val_size=0.1, cache_dir=str(tmp_path))
+    dm = make_datamodule("folder", root=str(MINI), val_size=0.1, cache_dir=str(tmp_path))
     assert dm.num_classes == 10 and dm.class_names[0] == "airplane"
     dm.setup("fit")
     sizes = dm.split_sizes
     assert sizes["train"] + sizes["val"] == 4068 and sizes["test"] == 1017
     start = time.perf_counter()
-    ImageDataModule("folder", root=str(MINI), cache_dir=str(tmp_path), val_size=0.1).setup("fit")
+    make_datamodule("folder", root=str(MINI), cache_dir=str(tmp_path), val_size=0.1).setup("fit")
     assert time.perf_counter() - start < 2.0, "cached setup should be near-instant"
 
 
 def test_folder_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
-        ImageDataModule("folder", root=str(tmp_path / "nope"))
+        make_datamodule("folder", root=str(tmp_path / "nope"))
     (tmp_path / "half" / "train").mkdir(parents=True)
     with pytest.raises(UserError, match="no test/"):
-        ImageDataModule("folder", root=str(tmp_path / "half"))
+        make_datamodule("folder", root=str(tmp_path / "half"))
     (tmp_path / "half" / "test").mkdir()
     with pytest.raises(UserError, match="no class subfolders"):
-        ImageDataModule("folder", root=str(tmp_path / "half"))
+        make_datamodule("folder", root=str(tmp_path / "half"))
     (tmp_path / "one" / "train" / "cat").mkdir(parents=True)
     (tmp_path / "one" / "test").mkdir()
     with pytest.raises(UserError, match="at least two"):
-        ImageDataModule("folder", root=str(tmp_path / "one"))
+        make_datamodule("folder", root=str(tmp_path / "one"))
     for split in ("train", "test"):
         for cls in ("cat", "dog"):
             (tmp_path / "empty" / split / cls).mkdir(parents=True)
-    dm = ImageDataModule("folder", root=str(tmp_path / "empty"), val_size=1)
+    dm = make_datamodule("folder", root=str(tmp_path / "empty"), val_size=1)
     with pytest.raises(UserError, match="no images"):
         dm.setup("fit")
 
@@ -282,16 +282,69 @@ def test_folder_errors(tmp_path):
 def test_folder_bad_image_names_file(tmp_path):
     root = _write_tree(tmp_path / "imgs")
     (root / "train" / "red" / "broken.png").write_bytes(b"this is not a png")
-    dm = ImageDataModule("folder", root=str(root), val_size=2, cache=False)
+    dm = make_datamodule("folder", root=str(root), val_size=2, cache=False)
     with pytest.raises(UserError, match="broken.png"):
         dm.setup("fit")
 
 
 def test_folder_val_size_too_large(tmp_path):
     root = _write_tree(tmp_path / "imgs")
-    dm = ImageDataModule("folder", root=str(root), val_size=24)
+    dm = make_datamodule("folder", root=str(root), val_size=24)
     with pytest.raises(UserError, match=r"data\.val_size=24.*0 < val_size < 24"):
         dm.setup("fit")
+
+
+# ---------------------------------------------------------------------------- explicit inputs
+def test_eval_splits_and_loaders_follow_the_constructor():
+    kwargs = dict(val_size=20, train_size=100, test_size=30, eval_batch_size=16)
+    dm = make_datamodule("synthetic", eval_splits=("train", "val", "test"), **kwargs)
+    dm.setup("test")
+    sizes = [sum(len(y) for _, y in loader) for loader in dm.test_dataloader()]
+    assert dm.eval_splits == ("train", "val", "test") and sizes == [80, 20, 30]
+    val, train = dm.eval_dataloaders(["val", "train"])  # fixed order, eval batch size
+    assert torch.equal(torch.cat([y for _, y in train]), dm._splits["train"][1])
+    assert next(iter(val))[0].shape[0] == 16
+    single = make_datamodule("synthetic", **kwargs)
+    single.setup("test")
+    assert single.eval_splits == ("test",) and len(single.test_dataloader()) == 2  # batches
+
+
+def test_stats_argument_replaces_the_train_statistics():
+    trained = make_datamodule("synthetic", val_size=20, train_size=100, test_size=10)
+    trained.setup("fit")
+    stats = trained.data_stats
+    assert stats["normalize"] == "train" and stats["dataset"] == "synthetic"
+    assert stats["mean"] == [float(v) for v in trained.mean] and len(stats["std"]) == 3
+    # Other data normalised as the network was trained: the given numbers, not its own.
+    other = make_datamodule(
+        "synthetic", val_size=5, train_size=50, test_size=10, seed=7, normalize="none", stats=stats
+    )
+    other.setup("test")
+    assert other.normalize == "train" and other.data_stats["mean"] == stats["mean"]
+    x = other._splits["test"][0]
+    expected = normalize_batch(x.float() / 255, torch.tensor(stats["mean"]), trained.std)
+    assert torch.allclose(other.transform_batch(x, train=False), expected, atol=1e-6)
+    raw = make_datamodule("synthetic", val_size=5, train_size=50, stats={"normalize": "none"})
+    raw.setup("test")
+    x = raw._splits["test"][0]
+    assert torch.equal(raw.transform_batch(x, train=False), x.float() / 255)
+
+
+@pytest.mark.parametrize("source", ["cifar10", "cifar100", "folder", "synthetic"])
+def test_each_data_config_builds_its_own_source(source, tmp_path):
+    from hydra.utils import instantiate
+
+    from project.data import dataset_name, validate_data_config
+    from project.training.compose import compose_job_config
+
+    root = _write_tree(tmp_path / "imgs") if source == "folder" else tmp_path
+    root_override = [f"data.root={root}"] if source != "synthetic" else []
+    cfg = compose_job_config([f"data={source}", *root_override])
+    validate_data_config(cfg.data)
+    dm = instantiate(cfg.data)
+    assert dataset_name(cfg.data) == dm.name == dm.dataset == source
+    assert (source in ("cifar10", "cifar100")) == ("download" in cfg.data)  # no CIFAR-only keys
+    # instantiate passed every key: the base takes no **kwargs, so a foreign key is a TypeError
 
 
 # ---------------------------------------------------------------------------- augmentation
@@ -319,7 +372,7 @@ def test_augment_batch_is_seeded_and_float():
 
 
 def test_normalization_and_transfer_hook(fake_cifar10):
-    dm = ImageDataModule("cifar10", root=str(fake_cifar10), val_size=50, batch_size=32)
+    dm = make_datamodule("cifar10", root=str(fake_cifar10), val_size=50, batch_size=32)
     dm.setup("fit")
     images, labels = dm._splits["train"]
     z = dm.transform_batch(images, train=False)
@@ -340,7 +393,7 @@ def test_normalization_and_transfer_hook(fake_cifar10):
 
 def test_train_loader_is_seeded_per_epoch():
     def first_labels(seed: int, epoch: int) -> torch.Tensor:
-        dm = ImageDataModule("synthetic", val_size=100, train_size=300, test_size=10, seed=seed)
+        dm = make_datamodule("synthetic", val_size=100, train_size=300, test_size=10, seed=seed)
         dm.setup("fit")
         loader = dm.train_dataloader()
         loader.sampler.set_epoch(epoch)
@@ -361,7 +414,7 @@ def test_synthetic_deterministic_and_balanced():
 
 
 def test_synthetic_is_learnable(single_thread):
-    dm = ImageDataModule("synthetic", val_size=200, train_size=2000, test_size=500)
+    dm = make_datamodule("synthetic", val_size=200, train_size=2000, test_size=500)
     assert dm.num_classes == 10 and dm.class_names[0] == "disc"
     dm.setup("fit")
     x_train, y_train = dm._splits["train"]
@@ -403,7 +456,7 @@ def test_fit_one_step_with_lightning():
         def configure_optimizers(self):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
-    dm = ImageDataModule("synthetic", val_size=20, train_size=100, test_size=10, batch_size=8)
+    dm = make_datamodule("synthetic", val_size=20, train_size=100, test_size=10, batch_size=8)
     trainer = L.Trainer(
         fast_dev_run=1,
         accelerator="cpu",
@@ -418,15 +471,15 @@ def test_fit_one_step_with_lightning():
 # ---------------------------------------------------------------------------- option errors
 def test_option_errors():
     with pytest.raises(UserError, match="Valid datasets are cifar10, cifar100, folder, synthetic"):
-        ImageDataModule("imagenet")
+        make_datamodule("imagenet")
     with pytest.raises(UserError, match=r"data\.batch_size=0"):
-        ImageDataModule("synthetic", batch_size=0, val_size=100)
+        make_datamodule("synthetic", batch_size=0, val_size=100)
     for bad in (0, -5, 1.5, 0.0, True):
         with pytest.raises(UserError, match=r"data\.val_size=.*0 < val_size < train size"):
-            ImageDataModule("synthetic", val_size=bad)
+            make_datamodule("synthetic", val_size=bad)
     with pytest.raises(UserError, match=r"data\.val_size=50000.*0 < val_size < 50000"):
-        ImageDataModule("cifar10", val_size=50_000)
+        make_datamodule("cifar10", val_size=50_000)
     with pytest.raises(UserError, match=r"data\.val_size=2000.*0 < val_size < 2000"):
-        ImageDataModule("synthetic", val_size=2000, train_size=2000)
+        make_datamodule("synthetic", val_size=2000, train_size=2000)
     with pytest.raises(UserError, match="data.normalize"):
-        ImageDataModule("synthetic", val_size=100, normalize="imagenet")
+        make_datamodule("synthetic", val_size=100, normalize="imagenet")

@@ -54,7 +54,7 @@ def true_test_labels() -> torch.Tensor:
     """The synthetic test split's labels, computed independently of project.evaluate."""
     from project.data.synthetic import make_synthetic
 
-    # ImageDataModule: test split = make_synthetic(test_size, seed * 2 + 1, noise, image_size).
+    # SyntheticDataModule: test split = make_synthetic(test_size, seed * 2 + 1, noise, image_size).
     _, labels = make_synthetic(64, 1, 0.1, 32)
     return labels
 

@@ -22,7 +22,7 @@ DEFAULT_FOLDER = REPO.parent / "shared" / "data" / "cifar10-mini"
 FOLDER = ["data=folder", "data.val_size=256"]
 # Synthetic images have augmentation off by default; on here, so the pipeline does CIFAR's work.
 SYNTHETIC = ["data=synthetic", "data.train_size=4096", "data.val_size=256", "data.augment=true"]
-QUICK = ["data=synthetic", "data.train_size=128", "data.val_size=32", "+data.image_size=16",
+QUICK = ["data=synthetic", "data.train_size=128", "data.val_size=32", "data.image_size=16",
          "data.augment=true"]  # fmt: skip
 
 

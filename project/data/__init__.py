@@ -1,7 +1,10 @@
 """Image data: decode once to uint8 tensors, load whole batches, augment on the device.
 
 Public entry points:
-- ``ImageDataModule``: the LightningDataModule used by training (cifar10/cifar100/folder/synthetic).
+- ``ImageDataModule``: the LightningDataModule base every source shares; the sources
+  ``CIFARDataModule`` (cifar10/cifar100), ``FolderDataModule`` and ``SyntheticDataModule`` (one
+  ``conf/data`` file each), and ``make_datamodule(name, **kwargs)`` to build one by short name.
+- ``validate_data_config``: the checks of a ``data`` config before anything is built.
 - ``augment_batch`` / ``normalize_batch`` / ``to_float``: the batched transforms, reusable by
   benchmarks and plain PyTorch loops.
 - ``make_synthetic``: the procedurally generated 10-class dataset.
@@ -19,9 +22,12 @@ from project.data.augment import (
     to_float,
 )
 from project.data.batches import batch_loader, split_indices
+from project.data.cifar import CIFARDataModule
 from project.data.datamodule import ImageDataModule
-from project.data.options import DATASETS
-from project.data.synthetic import make_synthetic
+from project.data.factory import DATASETS, make_datamodule
+from project.data.folder import FolderDataModule
+from project.data.options import dataset_name, validate_data_config
+from project.data.synthetic import SyntheticDataModule, make_synthetic
 
 __all__ = [
     "CIFAR10_MEAN",
@@ -29,13 +35,19 @@ __all__ = [
     "CIFAR100_MEAN",
     "CIFAR100_STD",
     "DATASETS",
+    "CIFARDataModule",
+    "FolderDataModule",
     "ImageDataModule",
+    "SyntheticDataModule",
     "augment_batch",
     "batch_loader",
     "channel_stats",
     "crop_flip",
+    "dataset_name",
+    "make_datamodule",
     "make_synthetic",
     "normalize_batch",
     "split_indices",
     "to_float",
+    "validate_data_config",
 ]

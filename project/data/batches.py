@@ -92,6 +92,22 @@ def batch_loader(
     )
 
 
+def validation_count(n: int, val_size: float | int) -> int:
+    """Number of validation images ``val_size`` takes from a training split of ``n`` images.
+
+    Raises:
+        UserError: the split would leave the train or validation part empty.
+    """
+    n_val = round(val_size * n) if isinstance(val_size, float) else int(val_size)
+    if not 0 < n_val < n:
+        raise UserError(
+            f"data.val_size={val_size!r} gives {n_val} validation images out of a training split "
+            f"of {n}. It must satisfy 0 < val_size < {n} as an int (number of images) or be a "
+            f"fraction in (0, 1) that leaves both parts non-empty; e.g. data.val_size=0.1."
+        )
+    return n_val
+
+
 def split_indices(n: int, val_size: float | int, seed: int) -> tuple[Tensor, Tensor]:
     """Seeded train/validation split of ``range(n)``.
 
@@ -104,12 +120,6 @@ def split_indices(n: int, val_size: float | int, seed: int) -> tuple[Tensor, Ten
     Raises:
         UserError: the split would leave the train or validation part empty.
     """
-    n_val = round(val_size * n) if isinstance(val_size, float) else int(val_size)
-    if not 0 < n_val < n:
-        raise UserError(
-            f"data.val_size={val_size!r} gives {n_val} validation images out of a training split "
-            f"of {n}. It must satisfy 0 < val_size < {n} as an int (number of images) or be a "
-            f"fraction in (0, 1) that leaves both parts non-empty; e.g. data.val_size=0.1."
-        )
+    n_val = validation_count(n, val_size)
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[n_val:].sort().values, perm[:n_val].sort().values

@@ -1,18 +1,22 @@
-"""CIFAR-10/100 loading through torchvision, with clear errors when the files are missing.
+"""CIFAR-10/100 as a data source: ``CIFARDataModule`` and loading through torchvision.
 
 torchvision's dataset classes do the downloading, checksumming and unpickling; we only take their
-``.data`` (N, 32, 32, 3) uint8 arrays and ``.targets`` and turn them into CHW tensors.
+``.data`` (N, 32, 32, 3) uint8 arrays and ``.targets`` and turn them into CHW tensors, with clear
+errors when the files are missing.
 """
 
 from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
 from torch import Tensor
 
+from project.data.augment import CIFAR10_MEAN, CIFAR10_STD, CIFAR100_MEAN, CIFAR100_STD
+from project.data.datamodule import ImageDataModule
 from project.errors import UserError
 
 CIFAR10_CLASSES = (
@@ -37,6 +41,7 @@ _DATASET_CLASS = {
 _FOLDER = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 _ARCHIVE = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}
 _PRETTY = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
+_PUBLISHED = {"cifar10": (CIFAR10_MEAN, CIFAR10_STD), "cifar100": (CIFAR100_MEAN, CIFAR100_STD)}
 
 
 def cifar_class_names(name: str, root: str | Path) -> list[str]:
@@ -111,3 +116,38 @@ def load_cifar(name: str, root: str | Path, train: bool) -> tuple[Tensor, Tensor
     images = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)
     return images, labels
+
+
+class CIFARDataModule(ImageDataModule):
+    """CIFAR-10 or CIFAR-100 (50,000 train / 10,000 test images, uint8 ``(N, 3, 32, 32)``).
+
+    Args:
+        name: ``"cifar10"`` or ``"cifar100"``.
+        root: directory holding (or receiving) torchvision's CIFAR folder or archive.
+        download: fetch the files in ``prepare_data`` when they are missing.
+        **common: the shared arguments of ``ImageDataModule`` (batch size, split, ...).
+    """
+
+    def __init__(
+        self, name: str = "cifar10", root: str = "data", download: bool = True, **common: Any
+    ) -> None:
+        super().__init__(**common)
+        if name not in CIFAR_NUM_CLASSES:
+            raise ValueError(f"name must be one of {tuple(CIFAR_NUM_CLASSES)}, not {name!r}")
+        self.name = name
+        self.root = Path(root).expanduser().resolve()
+        self.download = download
+
+    def _class_names(self) -> list[str]:
+        return cifar_class_names(self.name, self.root)
+
+    def published_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        return _PUBLISHED[self.name]
+
+    def prepare_data(self) -> None:
+        """Download the files once (Lightning calls this on rank 0 only)."""
+        if self.download:
+            download_cifar(self.name, self.root)
+
+    def _load_split(self, split: str) -> tuple[Tensor, Tensor]:
+        return load_cifar(self.name, self.root, train=split == "train")

@@ -1,16 +1,21 @@
-"""``ImageDataModule``: CIFAR-10/100, ImageFolder or synthetic images as in-memory uint8 tensors.
+"""``ImageDataModule``: the base every data source shares (splits, loaders, batch transform).
 
-Pipeline: every image is decoded once into a uint8 tensor ``(N, 3, H, W)``; loaders gather whole
-batches by index (see ``batches.py``); on the training device ``on_after_batch_transfer`` converts
-to float, augments (train only) and normalizes with batched tensor ops (see ``augment.py``).
+Pipeline: a source (``CIFARDataModule``, ``FolderDataModule``, ``SyntheticDataModule``) decodes
+each image once into a uint8 tensor ``(N, 3, H, W)``; loaders gather whole batches by index (see
+``batches.py``); on the training device ``on_after_batch_transfer`` converts to float, augments
+(train only) and normalizes with batched tensor ops (see ``augment.py``).
 
-Splits: the dataset's train split is divided into train/val by a permutation seeded with ``seed``;
-the test split is only ever served by ``test_dataloader``/``predict_dataloader``.
+Splits: the source's train split is divided into train/val by a permutation seeded with ``seed``;
+the test split is only served by ``test_dataloader``/``predict_dataloader``/``eval_dataloaders``.
+
+A source implements ``name``, ``_class_names()`` and ``_load_split(split)`` and, when it has files
+to fetch or decode ahead of time, ``prepare_data()``. Everything else is decided by constructor
+arguments: nothing is written into the module from outside.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import lightning as L
@@ -18,107 +23,144 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 
-from project.data import cifar, folder
 from project.data.augment import (
     CIFAR10_MEAN,
     CIFAR10_STD,
-    CIFAR100_MEAN,
-    CIFAR100_STD,
     augment_batch,
     channel_stats,
     normalize_batch,
     to_float,
 )
 from project.data.batches import batch_loader, split_indices
-from project.data.options import validate_options
-from project.data.synthetic import SYNTHETIC_CLASSES, make_synthetic
 
 PADDING = 4  # CIFAR convention: random 32x32 crop of the 40x40 zero-padded image
+EVAL_SPLITS = ("train", "val", "test")  # what eval_splits/eval_dataloaders may name
+NORMALIZE = ("train", "cifar", "none")
 
 
 class ImageDataModule(L.LightningDataModule):
-    """Image classification data as device-friendly uint8 tensors.
+    """Image classification data as device-friendly uint8 tensors (base of every source).
 
     Batches from every loader are ``(uint8 (B, 3, H, W), int64 (B,))``; after the transfer hook
     they are ``(float32 (B, 3, H, W) normalized, int64 (B,))``. ``num_classes`` and
-    ``class_names`` are available right after construction; ``split_sizes`` after ``setup``.
-    Arguments are documented in the project's data config (``conf/data``); see the module doc.
+    ``class_names`` are available right after construction; ``split_sizes`` and ``data_stats``
+    after ``setup``.
+
+    Args:
+        batch_size: training batch size; ``eval_batch_size`` (default ``max(batch_size, 256)``)
+            for every other loader.
+        val_size: validation images taken from the train split: an int count or a fraction.
+        augment: random crop + flip on training batches.
+        normalize: ``train`` (per-channel stats of the train split), ``cifar`` (published
+            statistics, see ``published_stats``) or ``none``.
+        seed: seeds the train/val split, the shuffling and the augmentation.
+        num_workers: DataLoader workers (only used while the images stay on the CPU).
+        resident: keep the images on the GPU (``auto``: when training on CUDA).
+        eval_splits: the splits ``test_dataloader`` serves, in this order (one loader each when
+            more than one; the final evaluation of a training run uses ``train, val, test``).
+        stats: ``{"mean": [3 floats], "std": [3 floats], "normalize": ...}``, e.g. a checkpoint's
+            ``data_stats``: normalise with these instead of statistics of this data's train split
+            (a network must see inputs scaled as in its training). Overrides ``normalize``.
     """
+
+    name: str  # the source's short name ("cifar10", "folder", ...): set by each subclass
 
     def __init__(
         self,
-        dataset: str,
-        root: str = "data",
         batch_size: int = 128,
         eval_batch_size: int | None = None,
-        val_size: float | int = 10000,
+        val_size: float | int = 0.2,
         augment: bool = True,
         normalize: str = "train",
-        download: bool = True,
         seed: int = 0,
         num_workers: int = 0,
         resident: bool | str = "auto",
-        cache: bool = True,
-        cache_dir: str | None = None,
-        train_size: int = 2000,
-        test_size: int = 500,
-        noise: float = 0.1,
-        image_size: int = 32,
-        eval_splits: tuple[str, ...] = ("test",),
+        eval_splits: Sequence[str] = ("test",),
+        stats: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        validate_options(
-            dataset,
-            batch_size,
-            eval_batch_size,
-            val_size,
-            normalize,
-            resident,
-            num_workers,
-            image_size,
-            train_size,
-            test_size,
-        )
-        self.dataset = dataset
-        self.root = Path(root).expanduser().resolve()
+        if stats is not None:
+            normalize = stats.get("normalize", "train")
+        # Cheap invariants only: user-facing checks with hints are in options.validate_data_config.
+        if normalize not in NORMALIZE:
+            raise ValueError(f"normalize must be one of {NORMALIZE}, not {normalize!r}")
+        if not eval_splits or any(s not in EVAL_SPLITS for s in eval_splits):
+            raise ValueError(f"eval_splits must name splits of {EVAL_SPLITS}, not {eval_splits}")
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size or max(batch_size, 256)
         self.val_size = val_size
         self.augment = augment
         self.normalize = normalize
-        self.download = download
         self.seed = seed
         self.num_workers = num_workers
         self.resident = resident
-        self.cache = cache
-        self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else None
-        self.train_size, self.test_size, self.noise = train_size, test_size, noise
-        self.image_size = image_size
-
-        # Class names need no image decoding; for folder this also checks the root layout early.
-        if dataset in cifar.CIFAR_NUM_CLASSES:
-            self._class_names = cifar.cifar_class_names(dataset, self.root)
-        elif dataset == "folder":
-            self._class_names = folder.folder_class_names(self.root)
-        else:
-            self._class_names = list(SYNTHETIC_CLASSES)
-        self._check_val_size_upper_bound()
-
+        self._eval_splits = tuple(eval_splits)
+        self._fixed_stats = stats is not None and normalize != "none"
+        self._mean, self._std = torch.zeros(3), torch.ones(3)  # identity until setup / stats
+        if self._fixed_stats:
+            self._mean = torch.tensor(stats["mean"], dtype=torch.float32)
+            self._std = torch.tensor(stats["std"], dtype=torch.float32)
+        self._names: list[str] | None = None
         self._splits: dict[str, tuple[Tensor, Tensor]] = {}
-        self.eval_splits: tuple[str, ...] = tuple(eval_splits)
-        self.mean = torch.zeros(3)
-        self.std = torch.ones(3)
         self._aug_generators: dict[torch.device, tuple[torch.Generator, int]] = {}
-        self._device_stats: dict[torch.device, tuple[Tensor, Tensor, Tensor]] = {}
+        self._device_stats: dict[torch.device, tuple[Tensor, Tensor]] = {}
+
+    # ----------------------------------------------------------------- what a source provides
+    def _class_names(self) -> list[str]:
+        """Class names in label order, without decoding any image."""
+        raise NotImplementedError
+
+    def _load_split(self, split: str) -> tuple[Tensor, Tensor]:
+        """Whole ``"train"`` or ``"test"`` split: uint8 ``(N, 3, H, W)``, int64 ``(N,)``, CPU."""
+        raise NotImplementedError
+
+    def published_stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) per channel for ``normalize="cifar"``: CIFAR-10's unless a source knows
+        better (CIFAR-100 has its own)."""
+        return CIFAR10_MEAN, CIFAR10_STD
 
     # ----------------------------------------------------------------- metadata
     @property
-    def num_classes(self) -> int:
-        return len(self._class_names)
+    def dataset(self) -> str:
+        """Alias of ``name`` (the key results and evaluation outputs are labelled with)."""
+        return self.name
 
     @property
     def class_names(self) -> list[str]:
-        return list(self._class_names)
+        if self._names is None:
+            self._names = list(self._class_names())
+        return list(self._names)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def eval_splits(self) -> tuple[str, ...]:
+        return self._eval_splits
+
+    @property
+    def mean(self) -> Tensor:
+        """Per-channel normalisation mean ``(3,)`` (zeros for ``normalize="none"``)."""
+        return self._mean
+
+    @property
+    def std(self) -> Tensor:
+        """Per-channel normalisation std ``(3,)`` (ones for ``normalize="none"``)."""
+        return self._std
+
+    @property
+    def data_stats(self) -> dict[str, Any]:
+        """What a checkpoint stores to normalise like training: ``{"mean": [3], "std": [3],
+        "normalize": str, "dataset": name}``; requires ``setup`` unless ``stats`` was given."""
+        if not self._splits and not self._fixed_stats:
+            raise RuntimeError("data_stats is available after setup()")
+        return {
+            "mean": [float(v) for v in self._mean],
+            "std": [float(v) for v in self._std],
+            "normalize": self.normalize,
+            "dataset": self.name,
+        }
 
     @property
     def split_sizes(self) -> dict[str, int]:
@@ -127,46 +169,7 @@ class ImageDataModule(L.LightningDataModule):
             raise RuntimeError("split_sizes is available after setup()")
         return {name: labels.shape[0] for name, (_, labels) in self._splits.items()}
 
-    @property
-    def data_stats(self) -> dict:
-        return {
-            "mean": [float(v) for v in self.mean],
-            "std": [float(v) for v in self.std],
-            "normalize": self.normalize,
-            "dataset": self.dataset,
-        }
-
-    def _check_val_size_upper_bound(self) -> None:
-        """Check int val_size against the train size when it is known without reading files."""
-        known = {"cifar10": cifar.CIFAR_TRAIN_SIZE, "cifar100": cifar.CIFAR_TRAIN_SIZE}
-        known["synthetic"] = self.train_size
-        n = known.get(self.dataset)
-        if n is not None and isinstance(self.val_size, int) and self.val_size >= n:
-            split_indices(n, self.val_size, self.seed)  # raises the UserError
-
     # ----------------------------------------------------------------- loading
-    def prepare_data(self) -> None:
-        """Download CIFAR (once, on rank 0) or decode + cache a folder dataset."""
-        if self.dataset in cifar.CIFAR_NUM_CLASSES and self.download:
-            cifar.download_cifar(self.dataset, self.root)
-        elif self.dataset == "folder" and self.cache:
-            for split in folder.SPLITS:
-                self._load_split(split)
-
-    def _load_split(self, split: str) -> tuple[Tensor, Tensor]:
-        """Whole train or test split: uint8 ``(N, 3, H, W)``, int64 ``(N,)`` on the CPU."""
-        train = split == "train"
-        if self.dataset in cifar.CIFAR_NUM_CLASSES:
-            return cifar.load_cifar(self.dataset, self.root, train)
-        if self.dataset == "folder":
-            return folder.load_folder_split(
-                self.root, split, self._class_names, self.image_size, self.cache, self.cache_dir
-            )
-        # Different seeds for train and test so they are independent draws.
-        n = self.train_size if train else self.test_size
-        seed = self.seed * 2 + (0 if train else 1)
-        return make_synthetic(n, seed, self.noise, self.image_size)
-
     def setup(self, stage: str | None = None) -> None:
         """Load all splits once (the test split too: train stats are needed for any stage)."""
         if not self._splits:
@@ -177,7 +180,8 @@ class ImageDataModule(L.LightningDataModule):
                 "val": (images[val_idx], labels[val_idx]),
                 "test": self._load_split("test"),
             }
-            self.mean, self.std = self._norm_stats(self._splits["train"][0])
+            if not self._fixed_stats:
+                self._mean, self._std = self._norm_stats(self._splits["train"][0])
         device = self._resident_device()
         if device is not None:
             # Moving once here means no host->device copy per batch during training.
@@ -187,11 +191,7 @@ class ImageDataModule(L.LightningDataModule):
         if self.normalize == "train":
             return channel_stats(train_images)
         if self.normalize == "cifar":
-            mean, std = (
-                (CIFAR100_MEAN, CIFAR100_STD)
-                if self.dataset == "cifar100"
-                else (CIFAR10_MEAN, CIFAR10_STD)
-            )
+            mean, std = self.published_stats()
             return torch.tensor(mean), torch.tensor(std)
         return torch.zeros(3), torch.ones(3)
 
@@ -219,19 +219,21 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
-        """The test split; or, for the final evaluation, one loader per split in
-        ``eval_splits`` (set by ``project.train``: ``("train", "val", "test")``)."""
-        if self.eval_splits == ("test",):
-            return self._loader("test", train=False)
-        return [self._loader(split, train=False) for split in self.eval_splits]
+        """The ``eval_splits`` loaders: one loader when a single split (``test`` by default)."""
+        loaders = self.eval_dataloaders(self._eval_splits)
+        return loaders[0] if len(loaders) == 1 else loaders
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
 
+    def eval_dataloaders(self, splits: Sequence[str]) -> list[DataLoader]:
+        """One loader per split of ``splits``, each in fixed order and at ``eval_batch_size``
+        (augmentation only happens inside ``trainer.fit``'s training loop, so none here)."""
+        return [self._loader(split, train=False) for split in splits]
+
     def train_eval_dataloader(self) -> DataLoader:
-        """The train split in fixed order, for evaluating on train (augmentation only happens
-        inside ``trainer.fit``'s training loop, so it is off here too)."""
-        return self._loader("train", train=False)
+        """The train split in fixed order, without augmentation (evaluation on train)."""
+        return self.eval_dataloaders(["train"])[0]
 
     # ----------------------------------------------------------------- batch transform
     def transform_batch(self, images: Tensor, train: bool) -> Tensor:
@@ -249,12 +251,14 @@ class ImageDataModule(L.LightningDataModule):
         return normalize_batch(x, mean, std)
 
     def _stats_on(self, device: torch.device) -> tuple[Tensor, Tensor]:
-        """(mean, std) ``(3,)`` on ``device``, cached: no tiny host->device copy per batch."""
+        """(mean, std) ``(3,)`` on ``device``, cached: no tiny host->device copy per batch.
+        The statistics are final once ``setup`` ran (or ``stats`` was given)."""
         cached = self._device_stats.get(device)
-        if cached is None or cached[0] is not self.mean:
-            cached = (self.mean, self.mean.to(device), self.std.to(device))
-            self._device_stats[device] = cached
-        return cached[1], cached[2]
+        if cached is None:
+            cached = (self._mean.to(device), self._std.to(device))
+            if self._splits or self._fixed_stats:
+                self._device_stats[device] = cached
+        return cached
 
     def _aug_generator(self, device: torch.device) -> torch.Generator:
         """A generator per device, re-seeded from (seed, epoch) at each new epoch: the

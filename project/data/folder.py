@@ -1,4 +1,5 @@
-"""ImageFolder-layout datasets decoded once into uint8 tensors, with an on-disk cache.
+"""ImageFolder-layout datasets as a data source: ``FolderDataModule``, decoding once into uint8
+tensors with an on-disk cache.
 
 Layout: ``<root>/train/<class>/*.png|jpg|...`` and ``<root>/test/<class>/...``, scanned with
 torchvision's ``ImageFolder`` helpers so class order and accepted extensions are identical.
@@ -19,6 +20,7 @@ import os
 import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from project.data.datamodule import ImageDataModule
 from project.errors import UserError
 
 SPLITS = ("train", "test")
@@ -198,3 +201,52 @@ def _save_atomic(path: Path, blob: dict) -> None:
     except OSError:
         # Caching is an optimisation only: an unwritable cache dir must not stop training.
         pass
+
+
+class FolderDataModule(ImageDataModule):
+    """Any ImageFolder tree ``<root>/train/<class>/*`` + ``<root>/test/<class>/*``.
+
+    Images are resized to uint8 ``(N, 3, image_size, image_size)``; labels index the sorted class
+    folder names. The root layout is checked on construction (it reads only directory names).
+
+    Args:
+        root: the directory holding ``train/`` and ``test/``.
+        image_size: side length every image is resized to (bilinear when it differs).
+        cache: keep the decoded tensors in a ``.pt`` file (see the module doc for its location).
+        cache_dir: where cache files go instead of the default.
+        **common: the shared arguments of ``ImageDataModule`` (batch size, split, ...).
+    """
+
+    name = "folder"
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int = 32,
+        cache: bool = True,
+        cache_dir: str | None = None,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+        if root is None:
+            raise ValueError("FolderDataModule needs a root directory")
+        self.root = Path(root).expanduser().resolve()
+        self.image_size = image_size
+        self.cache = cache
+        self.cache_dir = Path(cache_dir).expanduser().resolve() if cache_dir else None
+        # A wrong root should fail now, with the data config, rather than after the model is built.
+        self._names = self._class_names()
+
+    def _class_names(self) -> list[str]:
+        return folder_class_names(self.root)
+
+    def prepare_data(self) -> None:
+        """Decode and cache both splits once (on rank 0), so other ranks only read the cache."""
+        if self.cache:
+            for split in SPLITS:
+                self._load_split(split)
+
+    def _load_split(self, split: str) -> tuple[Tensor, Tensor]:
+        return load_folder_split(
+            self.root, split, self.class_names, self.image_size, self.cache, self.cache_dir
+        )

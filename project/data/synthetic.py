@@ -1,4 +1,5 @@
-"""A procedurally generated, learnable 10-class image dataset for offline work and fast tests.
+"""A procedurally generated, learnable 10-class image dataset for offline work and fast tests:
+``make_synthetic`` and its data source ``SyntheticDataModule``.
 
 Each class is a shape (disc, square, triangle, ring, cross, horizontal stripes, vertical stripes,
 diamond, checkerboard, X) drawn at a random position and scale, in a class-tinted but jittered
@@ -11,9 +12,12 @@ Generation is fully vectorized and deterministic given the seed (CPU generator).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from project.data.datamodule import ImageDataModule
 
 SYNTHETIC_CLASSES = (
     "disc",
@@ -110,3 +114,40 @@ def make_synthetic(
         chunk = _generate_chunk(labels[start : start + _CHUNK], image_size, noise, gen)
         images[start : start + _CHUNK] = chunk.mul_(255).round_().to(torch.uint8)
     return images, labels
+
+
+class SyntheticDataModule(ImageDataModule):
+    """``make_synthetic`` images, uint8 ``(N, 3, image_size, image_size)``: no files needed.
+
+    Train and test are independent draws (generator seeds ``2 * seed`` and ``2 * seed + 1``).
+
+    Args:
+        train_size: images in the train split (before the validation part is taken out).
+        test_size: images in the test split.
+        noise: std of the Gaussian pixel noise (pixels in [0, 1]).
+        image_size: side length of the square images.
+        **common: the shared arguments of ``ImageDataModule`` (batch size, split, ...).
+    """
+
+    name = "synthetic"
+
+    def __init__(
+        self,
+        train_size: int = 2000,
+        test_size: int = 500,
+        noise: float = 0.1,
+        image_size: int = 32,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+        self.train_size, self.test_size = train_size, test_size
+        self.noise = noise
+        self.image_size = image_size
+
+    def _class_names(self) -> list[str]:
+        return list(SYNTHETIC_CLASSES)
+
+    def _load_split(self, split: str) -> tuple[Tensor, Tensor]:
+        train = split == "train"
+        n = self.train_size if train else self.test_size
+        return make_synthetic(n, self.seed * 2 + (0 if train else 1), self.noise, self.image_size)

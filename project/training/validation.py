@@ -235,10 +235,6 @@ def _validate_optimization(cfg: DictConfig) -> None:
 
 
 def _validate_data(cfg: DictConfig) -> None:
-    if cfg.data.get("dataset") == "folder" and not cfg.data.get("root"):
-        _fail(
-            "data.root",
-            cfg.data.get("root"),
-            "`data=folder` reads an ImageFolder tree with train/ and test/ subfolders.",
-            "e.g. `data.root=../shared/data/cifar10-mini` (offline copy of CIFAR-10 images).",
-        )
+    from project.data import validate_data_config
+
+    validate_data_config(cfg.data)

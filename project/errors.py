@@ -17,6 +17,11 @@ class UserError(Exception):
     """A problem the user can fix; the message says what is wrong and how to fix it."""
 
 
+class RunDirRefused(UserError):
+    """The run dir belongs to another run or attempt (in use, finished, or a resume that does not
+    match it): report it and write nothing there."""
+
+
 def paragraph(label: str, message: str) -> str:
     # Paths and overrides stay whole (copy-pasteable): break only at spaces.
     return textwrap.fill(

@@ -28,7 +28,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from project.errors import find_user_error, report_error
+from project.errors import RunDirRefused, find_user_error, report_error
 from project.results import RESULTS_FILE
 from project.training.resolvers import register as register_resolvers
 
@@ -87,7 +87,9 @@ def run_job(cfg: DictConfig) -> int:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
     report_error(message)
-    if owned or not (run_dir / RESULTS_FILE).exists():  # never overwrite another attempt's record
+    # Never write into a dir that is not this attempt's (refused, or holding another record).
+    refused = isinstance(user_error, RunDirRefused)
+    if owned or not (refused or (run_dir / RESULTS_FILE).exists()):
         _record_failure(run_dir, cfg, message, detail)
     return code
 

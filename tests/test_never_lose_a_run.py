@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,15 +28,25 @@ SLOW_ENOUGH = [  # ~80 steps per epoch: time to act while a run is in the middle
 
 
 def popen_train(run_dir: Path | None, *overrides: str, cwd: Path = REPO) -> subprocess.Popen:
-    args = [*TINY, *overrides] + ([f"hydra.run.dir={run_dir}"] if run_dir else [])
+    """A training process in the background. Its stderr goes to a temp file, not a pipe: a pipe
+    nobody reads while the test waits would fill up and block the run."""
+    args = [*TINY, "trainer.enable_progress_bar=false", *overrides]
+    args += [f"hydra.run.dir={run_dir}"] if run_dir else []
     return subprocess.Popen(
         [sys.executable, "-m", "project.train", *args],
         cwd=cwd,
         env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=tempfile.TemporaryFile(mode="w+"),
         text=True,
     )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+    """Wait for the process; return its stderr."""
+    proc.wait(timeout=timeout)
+    proc.stderr.seek(0)
+    return proc.stderr.read()
 
 
 def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:
@@ -44,7 +55,7 @@ def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 240)
         if predicate():
             return
         if proc.poll() is not None:
-            raise AssertionError(f"run ended before {what}: {proc.stderr.read()[-2000:]}")
+            raise AssertionError(f"run ended before {what}: {finish(proc)[-2000:]}")
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
 
@@ -88,7 +99,7 @@ def test_unwritable_checkpoint_dir_mid_run_fails_the_run(tmp_path):
         f.unlink()
     ckpt_dir.rmdir()
     ckpt_dir.write_text("not a directory")
-    _, stderr = proc.communicate(timeout=300)
+    stderr = finish(proc)
     assert proc.returncode == 2, stderr[-3000:]
     message = one_paragraph(stderr)
     assert "Could not write the checkpoint" in message and str(ckpt_dir) in message
@@ -183,7 +194,7 @@ def test_resume_keeps_the_earlier_attempt_as_history(tmp_path):
 def test_two_runs_started_in_the_same_second_get_two_dirs(tmp_path):
     procs = [popen_train(None, cwd=tmp_path) for _ in range(2)]
     for proc in procs:
-        _, stderr = proc.communicate(timeout=300)
+        stderr = finish(proc)
         assert proc.returncode == 0, stderr[-3000:]
     dirs = sorted(p.parent for p in (tmp_path / "outputs").glob("*/*/results.json"))
     assert len(dirs) == 2
@@ -197,9 +208,10 @@ def test_a_second_process_refuses_a_run_dir_in_use(tmp_path):
     assert second.returncode == 2
     message = one_paragraph(second.stderr)
     assert "in use by a running training process" in message and f"pid {first.pid}" in message
-    _, stderr = first.communicate(timeout=300)
+    stderr = finish(first)
     assert first.returncode == 0, stderr[-3000:]
     assert read_results(tmp_path)["status"] == "completed"
+    assert not (tmp_path / "attempts").exists()  # the refused process wrote nothing
 
 
 # 5. a sweep never hides a failed job
@@ -246,7 +258,7 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig
     proc = popen_train(tmp_path, *SLOW_ENOUGH)
     wait_for(lambda: steps_logged(tmp_path, epoch) >= 5, proc, f"the middle of epoch {epoch}")
     proc.send_signal(sig)
-    _, stderr = proc.communicate(timeout=120)
+    stderr = finish(proc, timeout=120)
     assert proc.returncode == code, stderr[-3000:]
     message = one_paragraph(stderr)
     assert f"interrupted by {signal.Signals(sig).name}" in message and "resume=true" in message

@@ -8,6 +8,7 @@ from functools import partial
 from torch import Tensor, nn
 
 from project.models.blocks import BasicBlock
+from project.models.init import INITS, torch_default_init_, zero_init_residual_
 from project.nn import BatchNorm2d, Conv2d, GlobalAvgPool2d, Linear, make_activation
 
 HEADS = ("linear", "conv")
@@ -24,6 +25,8 @@ class ResNet(nn.Module):
 
     norm_layer: `num_channels -> norm module` (torchvision's convention), called once per norm
     position; default the scratch BatchNorm2d. E.g. `functools.partial(GroupNorm2d, num_groups=8)`.
+    init: "he" (the paper's) or "torch_default"; zero_init_residual: each block starts as the
+    identity (see `project.models.init`).
     head="linear": global average pool, then one fully connected layer (COL775).
     head="conv": fully convolutional — a 1×1 convolution to num_classes channels, then global
     average pooling; no Linear layer anywhere (HW2).
@@ -40,12 +43,16 @@ class ResNet(nn.Module):
         activation: str = "relu",
         widths: Sequence[int] = (16, 32, 64),
         in_channels: int = 3,
+        init: str = "he",
+        zero_init_residual: bool = False,
     ):
         super().__init__()
         if n < 1:
             raise ValueError(f"ResNet needs n >= 1 blocks per stage, got n={n}")
         if head not in HEADS:
             raise ValueError(f"unknown head {head!r}; valid: {', '.join(HEADS)}")
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; valid: {', '.join(INITS)}")
         self.n, self.head_kind = n, head
         widths = tuple(widths)
         norm_factory = norm_layer or BatchNorm2d
@@ -71,6 +78,17 @@ class ResNet(nn.Module):
             self.classifier = Conv2d(
                 widths[-1], num_classes, 1, bias=True, init_std=CLASSIFIER_INIT_STD
             )
+        self._initialize(init, zero_init_residual)
+
+    def _initialize(self, init: str, zero_init_residual: bool) -> None:
+        """`init` for the body's convs (not the small-std head); see `project.models.init`."""
+        if init == "torch_default":
+            body = [self.stem, self.stages]
+            torch_default_init_(
+                [m for part in body for m in part.modules() if isinstance(m, Conv2d)]
+            )
+        if zero_init_residual:
+            zero_init_residual_([m for m in self.stages.modules() if isinstance(m, BasicBlock)])
 
     @staticmethod
     def norm_widths(widths: Sequence[int] = (16, 32, 64), **_) -> tuple[int, ...]:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import yaml
 
-from project.errors import UserError
+from project.errors import RunDirRefused
 from project.results import RESULTS_FILE, read_results
 
 LAST = Path("checkpoints") / "last.ckpt"
@@ -62,7 +62,7 @@ def read_checkpoint_file(path: Path) -> dict:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
         int(ckpt["epoch"]), int(ckpt["global_step"])
     except Exception as err:
-        raise UserError(
+        raise RunDirRefused(
             f"{path} cannot be resumed from: it is not a readable Lightning checkpoint "
             f"({type(err).__name__}: {str(err)[:160]}). It may have been truncated by a crash "
             f"while saving. Nothing in the run dir was changed. Restore an earlier copy, or start "
@@ -94,7 +94,7 @@ def _check_matches(ckpt_path: Path, ckpt: dict, run_cfg: Mapping, class_names: l
         shown = "; ".join(problems[:8]) + (
             f" (+{len(problems) - 8} more)" if len(problems) > 8 else ""
         )
-        raise UserError(
+        raise RunDirRefused(
             f"`resume=true` with settings that differ from the run in {ckpt_path.parents[1]}: "
             f"{shown}. A resumed run must continue the same experiment; nothing in the run dir "
             f"was changed. Resume with the original overrides (see its config.yaml or "
@@ -144,7 +144,7 @@ def prepare_attempt(
     if not resume:
         if previous is not None or last.is_file():
             status = (previous or {}).get("status", "unfinished")
-            raise UserError(
+            raise RunDirRefused(
                 f"The run dir {run_dir} already holds a run (status: {status}); a new run would "
                 f"overwrite its record. Continue it with `resume=true hydra.run.dir={run_dir}` "
                 f"(same overrides), or give this run its own dir (drop hydra.run.dir, or choose "
@@ -161,7 +161,7 @@ def prepare_attempt(
         print(f"[normres] {run_dir} was interrupted before its first epoch ended: starting again.")
         _archive_previous_attempt(run_dir)
         return None
-    raise UserError(
+    raise RunDirRefused(
         f"`resume=true` but there is nothing to resume in {run_dir}: no {LAST}. Resume "
         f"continues a run in its own directory, so pass that directory, e.g. `python -m "
         f"project.train resume=true hydra.run.dir=outputs/<date>/<time>` with the same overrides "

@@ -12,7 +12,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from project.errors import UserError
+from project.errors import RunDirRefused
 
 LOCK_FILE = ".lock"
 
@@ -32,7 +32,7 @@ class RunDirLock:
         except BlockingIOError:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
-            raise UserError(
+            raise RunDirRefused(
                 f"The run dir {self.path.parent} is in use by a running training process "
                 f"(pid {holder}). Two runs in one dir would overwrite each other's checkpoints "
                 f"and results. Wait for it to finish, or give this run its own dir (drop "

@@ -109,6 +109,7 @@ def _resnet_cost(n: int, widths: Iterable[int]) -> str:
 def _validate_model(model: DictConfig) -> tuple[int, ...]:
     """Check the model options; return the channel counts its norm layers will see."""
     from project.models.blocks import SHORTCUTS
+    from project.models.init import INITS
     from project.models.resnet import HEADS
     from project.nn import ACTIVATIONS
 
@@ -117,7 +118,13 @@ def _validate_model(model: DictConfig) -> tuple[int, ...]:
         model_cls = get_class(str(target))
     except Exception:
         _fail("model._target_", target, "It is not an importable class.", "use `model=resnet`.")
-    choices = {"head": HEADS, "shortcut": SHORTCUTS, "activation": tuple(ACTIVATIONS)}
+    choices = {
+        "head": HEADS,
+        "shortcut": SHORTCUTS,
+        "activation": tuple(ACTIVATIONS),
+        "init": INITS,
+        "zero_init_residual": (False, True),
+    }
     for key, valid in choices.items():
         if key in model and model[key] not in valid:
             _fail(
@@ -225,6 +232,14 @@ def _validate_optimization(cfg: DictConfig) -> None:
         fix="e.g. `regularization.label_smoothing=0.1` (0 = off).",
     )
     epochs = cfg.trainer.max_epochs
+    warmup = cfg.scheduler.get("warmup_epochs", 0)
+    if not (_is_number(warmup) and 0 <= warmup < epochs):
+        _fail(
+            "scheduler.warmup_epochs",
+            warmup,
+            f"The warm-up lasts from 0 (off) to less than trainer.max_epochs={epochs} epochs.",
+            "e.g. `scheduler.warmup_epochs=5` (Goyal et al.) or `0`.",
+        )
     late = [m for m in cfg.scheduler.get("milestones") or [] if _is_number(m) and m >= epochs]
     if late:
         warn(

@@ -19,6 +19,8 @@ from typing import Any
 from project.io import atomic_write_json
 
 RESULTS_FILE = "results.json"
+#: Per-image test predictions of the evaluated checkpoint (npz: int64 `pred`, `target`).
+TEST_PREDICTIONS = "test_predictions.npz"
 #: The splits of a run's final evaluation, in table order (train: a clean pass, no augmentation).
 SPLITS = ("train", "val", "test")
 #: Per split: accuracy, micro and macro F1.

@@ -77,6 +77,7 @@ class ImageDataModule(L.LightningDataModule):
         resident: bool | str = "auto",
         eval_splits: Sequence[str] = ("test",),
         stats: Mapping[str, Any] | None = None,
+        clean_train_size: int | None = None,
     ) -> None:
         super().__init__()
         if stats is not None:
@@ -95,6 +96,7 @@ class ImageDataModule(L.LightningDataModule):
         self.num_workers = num_workers
         self.resident = resident
         self._eval_splits = tuple(eval_splits)
+        self.clean_train_size = clean_train_size
         self._fixed_stats = stats is not None and normalize != "none"
         self._mean, self._std = torch.zeros(3), torch.ones(3)  # identity until setup / stats
         if self._fixed_stats:
@@ -215,8 +217,29 @@ class ImageDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", train=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", train=False)
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The val split; and, unless ``clean_train_size`` is 0, a second loader over a fixed
+        random subset of the train split (``clean_train_size`` images, by default as many as
+        val), evaluated like val — eval mode, no augmentation — so that train and val accuracy
+        per epoch are measured the same way (the running train accuracy is not: it averages
+        over an epoch of changing weights, augmented, in train mode)."""
+        val = self._loader("val", train=False)
+        subset = self._clean_train_subset()
+        if subset is None:
+            return val
+        images, labels = self._splits["train"]
+        clean = batch_loader(
+            images[subset], labels[subset], self.eval_batch_size, False, self.seed, 0
+        )
+        return [val, clean]
+
+    def _clean_train_subset(self) -> Tensor | None:
+        n_train, n_val = self._splits["train"][1].shape[0], self._splits["val"][1].shape[0]
+        size = n_val if self.clean_train_size is None else int(self.clean_train_size)
+        if size <= 0:
+            return None
+        perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.seed + 1))
+        return perm[: min(size, n_train)].sort().values.to(self._splits["train"][1].device)
 
     def test_dataloader(self) -> DataLoader | list[DataLoader]:
         """The ``eval_splits`` loaders: one loader when a single split (``test`` by default)."""

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lightning as L
+import numpy as np
+import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from project.results import METRIC_KEYS
@@ -23,6 +25,9 @@ from project.training.metrics import classification_metrics
 class Evaluation:
     metrics: dict[str, float | None]  # METRIC_KEYS (and any other split's `<split>/<metric>`)
     confusion: list[list[int]] | None  # test split: rows true class, columns predicted
+    #: test split, in its fixed order: predicted class (N,) and true class (N,), int64 — what a
+    #: paired bootstrap over test images compares between two runs
+    test_predictions: tuple[np.ndarray, np.ndarray] | None = None
 
 
 class SplitMetrics(L.Callback):
@@ -37,6 +42,7 @@ class SplitMetrics(L.Callback):
         self.num_classes = num_classes
         self.metrics: dict[str, float] = {}
         self.confusion: list[list[int]] | None = None
+        self.test_predictions: tuple[np.ndarray, np.ndarray] | None = None
 
     def on_test_epoch_start(self, trainer, pl_module) -> None:
         device = pl_module.device
@@ -44,12 +50,16 @@ class SplitMetrics(L.Callback):
             s: classification_metrics(self.num_classes, f"{s}/").to(device) for s in self.splits
         }
         self._confusion = MulticlassConfusionMatrix(self.num_classes).to(device)
+        self._test_pred: list[torch.Tensor] = []
+        self._test_target: list[torch.Tensor] = []
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         split = self.splits[dataloader_idx]
         self._per_split[split].update(outputs["logits"], outputs["target"])
         if split == "test":
             self._confusion.update(outputs["logits"], outputs["target"])
+            self._test_pred.append(outputs["logits"].argmax(1))
+            self._test_target.append(outputs["target"])
 
     def on_test_epoch_end(self, trainer, pl_module) -> None:
         for split, collection in self._per_split.items():
@@ -59,6 +69,13 @@ class SplitMetrics(L.Callback):
                 pl_module.log(prefix + key, value, add_dataloader_idx=False, sync_dist=False)
         if "test" in self.splits:
             self.confusion = self._confusion.compute().cpu().tolist()
+            # Under DDP each process saw a strided share; all_gather keeps a fixed order for a
+            # fixed number of processes, which is all a pairing across runs needs.
+            pred, target = (
+                pl_module.all_gather(torch.cat(t)).reshape(-1).cpu().numpy().astype(np.int64)
+                for t in (self._test_pred, self._test_target)
+            )
+            self.test_predictions = (pred, target)
 
 
 def evaluate_splits(
@@ -77,4 +94,4 @@ def evaluate_splits(
         trainer.callbacks.remove(collector)
     metrics = dict.fromkeys(METRIC_KEYS)
     metrics.update(collector.metrics)
-    return Evaluation(metrics=metrics, confusion=collector.confusion)
+    return Evaluation(metrics, collector.confusion, collector.test_predictions)

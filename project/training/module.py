@@ -11,8 +11,9 @@ from hydra.utils import instantiate
 from torch import Tensor, nn
 
 from project.models.factory import build_model
-from project.nn import apply_constraints_
+from project.nn import BatchInstanceNorm2d, apply_constraints_
 from project.training.metrics import classification_metrics, feature_quantiles
+from project.training.optim import param_groups
 
 
 def l1_penalty(model: nn.Module) -> Tensor:
@@ -27,7 +28,9 @@ class ImageClassifier(L.LightningModule):
     normalisation statistics `data_stats`, passed in by the caller) is saved as hyperparameters,
     so a checkpoint alone is enough for `project.evaluate` and `project.export`.
 
-    Logged: `train/loss` per step and epoch; `{train,val}/{loss,acc,f1_micro,f1_macro}` per epoch;
+    Logged: `train/loss` per step and epoch; `{train,val}/{loss,acc,f1_micro,f1_macro}` per epoch
+    (`train/*` running: averaged over the epoch's augmented batches in train mode;
+    `train_clean/*`: a fixed train subset evaluated like val); `rho/<layer>` for BIN;
     `val/feat_qXX`, quantiles of the penultimate features over the whole val set, per epoch.
     `test_step` returns logits and targets; the final evaluation (`training/evaluation.py`) turns
     them into metrics.
@@ -48,6 +51,7 @@ class ImageClassifier(L.LightningModule):
         class_names: Sequence[str] | None = None,
         data_stats: Mapping | None = None,
         norm_name: str | None = None,
+        gate_group: Mapping | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -59,6 +63,7 @@ class ImageClassifier(L.LightningModule):
         object.__setattr__(self, "_net", torch.compile(self.model) if compile else self.model)
         self.train_metrics = classification_metrics(num_classes, "train/")
         self.val_metrics = classification_metrics(num_classes, "val/")
+        self.clean_train_metrics = classification_metrics(num_classes, "train_clean/")
         self.initial_loss: float | None = None
         self._val_features: list[Tensor] = []
 
@@ -97,12 +102,30 @@ class ImageClassifier(L.LightningModule):
         super().optimizer_step(*args, **kwargs)
         apply_constraints_(self.model)  # BIN's ρ back into [0, 1] after every step
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
+        """Loader 0: the val split. Loader 1 (if the datamodule serves it): a fixed subset of the
+        train split, evaluated the same way, logged as `train_clean/*`."""
         loss, logits, feats, y = self._step(batch)
-        self.log("val/loss", loss, on_step=False, on_epoch=True, prog_bar=True)
-        self.val_metrics(logits, y)
-        self.log_dict(self.val_metrics, on_step=False, on_epoch=True, prog_bar=False)
-        self._val_features.append(feats.detach().float())
+        prefix, metrics = (
+            ("val/", self.val_metrics)
+            if dataloader_idx == 0
+            else (
+                "train_clean/",
+                self.clean_train_metrics,
+            )
+        )
+        log = {"on_step": False, "on_epoch": True, "add_dataloader_idx": False}
+        self.log(f"{prefix}loss", loss, prog_bar=dataloader_idx == 0, **log)
+        metrics(logits, y)
+        self.log_dict(metrics, **log)
+        if dataloader_idx == 0:
+            self._val_features.append(feats.detach().float())
+
+    def on_train_epoch_end(self) -> None:
+        """The mean BIN gate ρ of every BIN layer, `rho/<layer>` (1 = batch norm, 0 = instance)."""
+        for name, module in self.model.named_modules():
+            if isinstance(module, BatchInstanceNorm2d):
+                self.log(f"rho/{name}", module.rho.detach().mean(), on_epoch=True)
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_features or self.trainer.sanity_checking:
@@ -119,7 +142,8 @@ class ImageClassifier(L.LightningModule):
         return {"logits": logits.detach(), "target": y}
 
     def configure_optimizers(self):
-        optimizer = instantiate(self.hparams.optimizer)(self.parameters())
+        groups = param_groups(self.model, self.hparams.optimizer["lr"], self.hparams.gate_group)
+        optimizer = instantiate(self.hparams.optimizer)(groups)
         max_epochs = max(1, self.trainer.max_epochs or 1)
         steps = self.trainer.estimated_stepping_batches
         steps_per_epoch = max(1, int(steps // max_epochs)) if steps != float("inf") else 1

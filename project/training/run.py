@@ -16,12 +16,12 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from project.io import atomic_write_text
-from project.results import SPLITS, tensor_megabytes, write_results
+from project.io import atomic_write, atomic_write_text
+from project.results import SPLITS, TEST_PREDICTIONS, tensor_megabytes, write_results
 from project.training.callbacks import StopOnDivergence
 from project.training.checkpoint_io import AtomicCheckpointIO
 from project.training.evaluation import evaluate_splits
@@ -55,11 +55,15 @@ def build_module(cfg: DictConfig, datamodule) -> ImageClassifier:
         class_names=datamodule.class_names,
         data_stats=datamodule.data_stats,
         norm_name=cfg.norm_name,
+        gate_group=container.get("gate_group"),
     )
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
     callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        # Lightning refuses a progress-bar callback with the bar switched off: the switch wins.
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
     return instantiate(
         cfg.trainer,
         callbacks=callbacks,
@@ -184,9 +188,26 @@ def _final_results(cfg, trainer, module, datamodule, start: float, record: dict)
     )
     if diverged:
         results["diverged_epoch"] = divergence.diverged_epoch
+    if evaluation is not None and evaluation.test_predictions is not None:
+        pred, target = evaluation.test_predictions
+        results["test_predictions"] = save_test_predictions(trainer.default_root_dir, pred, target)
     if results["metrics"] is None:
         del results["metrics"]  # keep write_results' all-None default
     return results
+
+
+def save_test_predictions(run_dir: str | Path, pred, target) -> str:
+    """`<run dir>/test_predictions.npz` (int64 `pred`, `target`, test order); returns its name."""
+    import io
+
+    import numpy as np
+
+    path = Path(run_dir) / TEST_PREDICTIONS
+    if rank_zero_only.rank == 0:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, pred=pred, target=target)
+        atomic_write(path, lambda f: f.write(buffer.getvalue()))
+    return path.name
 
 
 def _task_overrides() -> list[str] | None:

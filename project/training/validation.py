@@ -222,6 +222,12 @@ def _validate_optimization(cfg: DictConfig) -> None:
         )
     for i, beta in enumerate(opt.get("betas") or []):
         _check_range(f"optimizer.betas[{i}]", beta, 0, 1, hi_open=True, fix="e.g. `[0.9,0.999]`.")
+    gate = cfg.get("gate_group")
+    if gate is not None:
+        _check_positive("gate_group.lr_scale", gate.get("lr_scale", 1.0), "e.g. `10` (BIN's).")
+        _check_positive(
+            "gate_group.weight_decay", gate.get("weight_decay", 0.0), "e.g. `0`.", allow_zero=True
+        )
     _check_positive("regularization.l1", cfg.regularization.l1, "e.g. `1e-5`.", allow_zero=True)
     _check_range(
         "regularization.label_smoothing",

@@ -7,8 +7,11 @@
 Needs no training config: the network, its classes and the input normalisation (the training
 data's statistics) all come from the checkpoint. Writes to `out` (default
 `<run dir>/eval_<dataset>_<split>/`, or beside a checkpoint outside a run dir): metrics.json,
-confusion_matrix.csv (+ .png) and predictions.csv (`id,label,class_name`: index in the split's
-order, predicted class, its name).
+confusion_matrix.csv (+ .png, drawn by torchmetrics) and predictions.csv
+(`id,label,class_name,true_label,true_class_name,p_<class>...`: index in the split's order,
+predicted class and its name, true class and its name, one softmax probability per class).
+Runs through a Lightning Trainer: `trainer.test` with the training run's final-evaluation code
+(`training.evaluation.evaluate_splits`) for the metrics, `trainer.predict` for the per-image rows.
 A mistake (bad path, not a checkpoint, wrong number of classes, ...) prints one paragraph and
 exits with code 2.
 """
@@ -20,28 +23,25 @@ import time
 from pathlib import Path
 
 import hydra
-import torch
+import lightning as L
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
 
-from project.checkpoints import default_run_dir, export_weights, load_model
+from project.checkpoints import default_run_dir, export_weights, load_classifier
 from project.errors import UserError, run_cli, warn
+from project.inference import (
+    inference_trainer,
+    predict_probabilities,
+    resolve_device,
+    write_probability_csv,
+)
 from project.io import atomic_write, atomic_write_json, atomic_write_text
+from project.training.evaluation import evaluate_splits
 
 SPLITS = ("test", "val", "train")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(
-            f"device={name} was asked for but CUDA is not available on this machine. Use "
-            f"device=cpu (the default)."
-        )
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise UserError(f"device={name} is not a device; use device=cpu or device=cuda.") from None
 
 
 def make_datamodule(cfg: DictConfig, meta: dict):
@@ -53,7 +53,9 @@ def make_datamodule(cfg: DictConfig, meta: dict):
     validate_data_config(cfg.data)
     stats = meta.get("data_stats")
     # The statistics the network was trained with, not those of the evaluated dataset.
-    dm = instantiate(cfg.data, eval_batch_size=int(cfg.batch_size), stats=stats)
+    dm = instantiate(
+        cfg.data, eval_batch_size=int(cfg.batch_size), stats=stats, eval_splits=[cfg.split]
+    )
     if dm.num_classes != meta["num_classes"]:
         trained_on = (meta.get("data_stats") or {}).get("dataset") or "<its training dataset>"
         raise UserError(
@@ -93,49 +95,43 @@ def check_class_names(trained: list[str], evaluated: list[str], allow: bool) -> 
     warn(f"{message} Evaluating anyway (allow_other_classes=true).")
 
 
-def split_loader(dm, split: str):
-    return dm.eval_dataloaders([split])[0]
+class CrossEntropySum(L.Callback):
+    """Cross-entropy summed in float64 over a `trainer.test` call, from `test_step`'s outputs
+    `{"logits": (B, K), "target": (B,)}`: the loss metrics.json reports, from the same pass
+    (and logits) as the accuracy and F1."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        logits, target = outputs["logits"], outputs["target"]
+        self.total += float(F.cross_entropy(logits.double(), target, reduction="sum"))
+        self.count += int(target.numel())
 
 
-@torch.no_grad()
-def predict(model, dm, split: str, num_classes: int, device: torch.device):
-    """(logits-derived predictions, true labels, summed loss) over the split, in its order."""
-    from torchmetrics.classification import MulticlassConfusionMatrix
-
-    from project.training.metrics import classification_metrics
-
-    metrics = classification_metrics(num_classes, "").to(device)
-    confusion = MulticlassConfusionMatrix(num_classes).to(device)
-    preds, labels, loss = [], [], torch.zeros((), dtype=torch.float64, device=device)
-    for images, y in split_loader(dm, split):
-        images, y = images.to(device), y.to(device)
-        logits = model(dm.transform_batch(images, train=False)).float()
-        loss += F.cross_entropy(logits, y, reduction="sum").double()
-        metrics.update(logits, y)
-        confusion.update(logits, y)
-        preds.append(logits.argmax(1).cpu())
-        labels.append(y.cpu())
-    values = {k: float(v) for k, v in metrics.compute().items()}
-    return torch.cat(preds), torch.cat(labels), float(loss), values, confusion.compute().cpu()
-
-
-def write_confusion_png(path: Path, matrix: torch.Tensor, names: list[str]) -> None:
+def write_confusion(out: Path, probs: Tensor, targets: Tensor, names: list[str]) -> None:
+    """confusion_matrix.csv (rows true class, columns predicted) and its PNG, drawn by
+    torchmetrics, from probabilities (N, K) and true labels (N,)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     k = len(names)
-    size = min(8.0, 2.5 + 0.3 * k)
-    fig, ax = plt.subplots(figsize=(size, size), dpi=80)
-    ax.imshow(matrix.numpy(), cmap="Blues")
-    if k <= 20:  # beyond that the tick labels are unreadable anyway
-        ax.set_xticks(range(k), names, rotation=90, fontsize=7)
-        ax.set_yticks(range(k), names, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png"))
+    confusion = MulticlassConfusionMatrix(k)
+    confusion.update(probs, targets)
+    matrix = confusion.compute()
+    rows = [",".join(["true\\pred", *names])]
+    rows += [",".join([names[i], *map(str, r)]) for i, r in enumerate(matrix.tolist())]
+    atomic_write_text(out / "confusion_matrix.csv", "\n".join(rows) + "\n")
+
+    size = min(12.0, 4.0 + 0.5 * k)
+    fig, ax = plt.subplots(figsize=(size, size * 0.85), dpi=80, constrained_layout=True)
+    # Counts in the cells only while they fit; class names as ticks always (smaller when many).
+    confusion.plot(matrix, ax=ax, add_text=k <= 12, labels=names, cmap="Blues")
+    ax.tick_params(labelsize=max(4, min(10, 160 // k)))
+    fig.colorbar(ax.images[0], ax=ax, label="images (count)")
+    atomic_write(out / "confusion_matrix.png", lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 
@@ -164,21 +160,22 @@ def evaluate(cfg: DictConfig) -> dict:
     device = resolve_device(str(cfg.device))
     start = time.perf_counter()
     override = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else None
-    model, meta = load_model(ckpt, override)
-    model = model.to(device)
+    module, meta = load_classifier(ckpt, override)
     dm = make_datamodule(cfg, meta)
-    preds, labels, loss_sum, values, confusion = predict(
-        model, dm, cfg.split, meta["num_classes"], device
-    )
-    n = int(labels.numel())
+    n = dm.split_sizes[cfg.split]
     if n == 0:
         raise UserError(f"The {cfg.split} split of data={dm.dataset} is empty; choose another.")
+    loss = CrossEntropySum()
+    trainer = inference_trainer(device, [loss])
+    # Metrics as a training run's final evaluation computes them; then per-image probabilities.
+    values = evaluate_splits(trainer, module, dm, [cfg.split]).metrics
+    probs, targets = predict_probabilities(trainer, module, dm)
     names = meta["class_names"]
     metrics = {
-        "accuracy": values["acc"],
-        "f1_micro": values["f1_micro"],
-        "f1_macro": values["f1_macro"],
-        "loss": loss_sum / n,
+        "accuracy": values[f"{cfg.split}/acc"],
+        "f1_micro": values[f"{cfg.split}/f1_micro"],
+        "f1_macro": values[f"{cfg.split}/f1_macro"],
+        "loss": loss.total / loss.count,
         "n_images": n,
         "checkpoint": str(Path(ckpt).expanduser().resolve()),
         "checkpoint_kind": meta["kind"],
@@ -195,13 +192,12 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics["dataset_class_names"] = dm.class_names  # same count, other names: say so
     out = output_dir(cfg, dm.dataset)
     atomic_write_json(out / "metrics.json", metrics)
-    rows = [",".join(["true\\pred", *names])]
-    rows += [",".join([names[i], *map(str, r)]) for i, r in enumerate(confusion.tolist())]
-    atomic_write_text(out / "confusion_matrix.csv", "\n".join(rows) + "\n")
-    write_confusion_png(out / "confusion_matrix.png", confusion, names)
-    lines = ["id,label,class_name"]
-    lines += [f"{i},{p},{names[p]}" for i, p in enumerate(preds.tolist())]
-    atomic_write_text(out / "predictions.csv", "\n".join(lines) + "\n")
+    write_confusion(out, probs, targets, names)
+    preds, true = probs.argmax(1).tolist(), targets.tolist()
+    # True labels are the dataset's: name them with its class names (allow_other_classes).
+    rows = [(i, p, names[p], t, dm.class_names[t]) for i, (p, t) in enumerate(zip(preds, true))]
+    header = ["id", "label", "class_name", "true_label", "true_class_name"]
+    write_probability_csv(out / "predictions.csv", header, rows, probs, names)
     print(
         f"[normres] {Path(ckpt).name} on {dm.dataset}/{cfg.split} ({n} images): "
         f"accuracy {metrics['accuracy']:.4f}  f1_micro {metrics['f1_micro']:.4f}  "

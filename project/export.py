@@ -8,7 +8,8 @@ weights_only=True)` and rebuilt with `project.models` alone (no Lightning, no tr
 
     {"format": "normres-weights-v1", "model": {...model config with _target_...},
      "norm": {"kind": ..., ...layer options}, "num_classes": int, "class_names": [str, ...],
-     "data_stats": {"mean": [3], "std": [3], "normalize": "train"|"cifar"|"none", "dataset": str},
+     "data_stats": {"mean": [3], "std": [3], "normalize": "train"|"cifar"|"none", "dataset": str,
+                    "image_size": int},
      "state_dict": {bare network parameter name: tensor}}
 
     ckpt = torch.load("model.pt", map_location="cpu", weights_only=True)

@@ -52,6 +52,25 @@ def train(run_dir: Path, *overrides: str, tiny: bool = True, **kwargs):
     return cli("project.train", *args, **kwargs)
 
 
+def run_main(module, args: list[str], capsys) -> tuple[int, str]:
+    """A CLI in-process (no interpreter start-up): compose its Hydra config from `args` and run
+    it through the same `run_cli` wrapper as `main()`. Returns (exit code, stdout+stderr)."""
+    from hydra import compose, initialize_config_dir
+
+    from project.errors import run_cli
+
+    name = module.__name__.rsplit(".", 1)[-1]  # evaluate | export | predict: config and command
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=args)
+    try:
+        run_cli(getattr(module, name), cfg)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code if isinstance(exit_.code, int) else 1
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
 def read_results(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "results.json").read_text())
 

@@ -17,7 +17,7 @@ import torch
 
 from project.checkpoints import FORMAT, load_model
 from project.errors import UserError
-from tests.helpers import REPO, cli, read_results, train
+from tests.helpers import cli, read_results, run_main, train
 
 DATA = ["data=synthetic", "data.train_size=160", "data.test_size=64", "data.val_size=0.25"]
 
@@ -31,25 +31,6 @@ def run_dir(tmp_path_factory) -> Path:
     return run
 
 
-def run_main(module, args: list[str], capsys) -> tuple[int, str]:
-    """A CLI in-process (no interpreter start-up): compose its Hydra config from `args` and run
-    it through the same `run_cli` wrapper as `main()`. Returns (exit code, stdout+stderr)."""
-    from hydra import compose, initialize_config_dir
-
-    from project.errors import run_cli
-
-    name = module.__name__.rsplit(".", 1)[-1]  # evaluate | export: config and command name
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name=name, overrides=args)
-    try:
-        run_cli(getattr(module, name), cfg)
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else 1
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
-
-
 def true_test_labels() -> torch.Tensor:
     """The synthetic test split's labels, computed independently of project.evaluate."""
     from project.data.synthetic import make_synthetic
@@ -57,6 +38,21 @@ def true_test_labels() -> torch.Tensor:
     # SyntheticDataModule: test split = make_synthetic(test_size, seed * 2 + 1, noise, image_size).
     _, labels = make_synthetic(64, 1, 0.1, 32)
     return labels
+
+
+def reference_softmax(run_dir: Path) -> torch.Tensor:
+    """(64, 10) softmax of the checkpoint's network on the synthetic test images, normalised by
+    hand with the checkpoint's data_stats."""
+    from project.data.synthetic import make_synthetic
+
+    net, meta = load_model(run_dir / "checkpoints" / "best.ckpt")
+    images, _ = make_synthetic(64, 1, 0.1, 32)
+    stats = meta["data_stats"]
+    x = (images.float() / 255 - torch.tensor(stats["mean"])[:, None, None]) / torch.tensor(
+        stats["std"]
+    )[:, None, None]
+    with torch.no_grad():
+        return net(x).softmax(1)
 
 
 def test_evaluate_reproduces_training_test_accuracy(run_dir):
@@ -71,13 +67,21 @@ def test_evaluate_reproduces_training_test_accuracy(run_dir):
     assert metrics["loss"] > 0 and "accuracy" in proc.stdout
 
     rows = list(csv.reader((out / "predictions.csv").open()))
-    assert rows[0] == ["id", "label", "class_name"] and len(rows) == 65
     names = metrics["class_names"]
+    header = ["id", "label", "class_name", "true_label", "true_class_name"]
+    assert rows[0] == header + [f"p_{name}" for name in names] and len(rows) == 65
     assert [int(r[0]) for r in rows[1:]] == list(range(64))
-    assert all(names[int(label)] == name for _, label, name in rows[1:])
+    assert all(names[int(r[1])] == r[2] for r in rows[1:])
     labels = true_test_labels()
     correct = sum(int(r[1]) == int(y) for r, y in zip(rows[1:], labels))
     assert metrics["accuracy"] == pytest.approx(correct / 64, abs=1e-9)
+    # The true labels are the dataset's; the probabilities are the network's softmax, computed
+    # here from the images and the checkpoint's statistics, and the label is their argmax.
+    assert [int(r[3]) for r in rows[1:]] == labels.tolist()
+    assert all(names[int(r[3])] == r[4] for r in rows[1:])
+    probs = torch.tensor([[float(v) for v in r[5:]] for r in rows[1:]])
+    torch.testing.assert_close(probs, reference_softmax(run_dir), rtol=0, atol=1e-6)
+    assert [int(r[1]) for r in rows[1:]] == probs.argmax(1).tolist()
 
     confusion = list(csv.reader((out / "confusion_matrix.csv").open()))
     assert len(confusion) == 11 and sum(int(v) for r in confusion[1:] for v in r[1:]) == 64

@@ -186,6 +186,26 @@ def build_network(meta: Mapping, state_dict: Mapping[str, Tensor]) -> nn.Module:
     return model.eval()
 
 
+def _open(path: str | Path, model_cfg: Mapping | None):
+    """`(meta, bare network weights, ImageClassifier or None)`: the module (eval mode, CPU) when
+    Lightning can load the file, else None (an exported file, or weights that do not fit: then
+    `build_network` rebuilds the network or says why in one paragraph)."""
+    meta, state_dict = read_checkpoint(path)
+    if model_cfg:
+        meta["model"] = plain(model_cfg)
+    if meta["kind"] != "lightning":
+        return meta, state_dict, None
+    from project.training.module import ImageClassifier
+
+    try:  # the LightningModule rebuilds its network from the saved hyperparameters
+        module = ImageClassifier.load_from_checkpoint(
+            path, map_location="cpu", model=meta["model"], compile=False, channels_last=False
+        )
+        return meta, state_dict, module.eval()
+    except Exception:
+        return meta, state_dict, None
+
+
 def load_model(
     path: str | Path, model_cfg: Mapping | None = None
 ) -> tuple[nn.Module, dict[str, Any]]:
@@ -194,17 +214,31 @@ def load_model(
     `model_cfg` replaces the checkpoint's model config (evaluating as another architecture);
     a state_dict that does not fit it raises a UserError naming the mismatched keys.
     """
-    meta, state_dict = read_checkpoint(path)
-    if model_cfg:
-        meta["model"] = plain(model_cfg)
-    if meta["kind"] == "lightning":
-        from project.training.module import ImageClassifier
-
-        try:  # the LightningModule rebuilds its network from the saved hyperparameters
-            module = ImageClassifier.load_from_checkpoint(
-                path, map_location="cpu", model=meta["model"], compile=False, channels_last=False
-            )
-            return module.model.eval(), meta
-        except Exception:
-            pass  # build_network says why, in one paragraph
+    meta, state_dict, module = _open(path, model_cfg)
+    if module is not None:
+        return module.model, meta
     return build_network(meta, state_dict), meta
+
+
+def load_classifier(path: str | Path, model_cfg: Mapping | None = None) -> tuple[Any, dict]:
+    """`(ImageClassifier in eval mode on the CPU, meta)`, for `trainer.test`/`trainer.predict`:
+    Lightning's own loading for a `.ckpt`, a module rebuilt around the weights of an exported
+    `.pt`. `model_cfg` and the errors are those of `load_model`."""
+    meta, state_dict, module = _open(path, model_cfg)
+    if module is not None:
+        return module, meta
+    from project.training.module import ImageClassifier
+
+    network = build_network(meta, state_dict)  # checks the weights fit, with a clear message
+    module = ImageClassifier(
+        model=meta["model"],
+        norm=meta["norm"],
+        optimizer={},  # inference only: nothing is trained
+        scheduler={},
+        num_classes=meta["num_classes"],
+        class_names=meta["class_names"],
+        data_stats=meta["data_stats"],
+        norm_name=meta["norm_name"],
+    )
+    module.model.load_state_dict(network.state_dict())
+    return module.eval(), meta

@@ -6,7 +6,8 @@ each image once into a uint8 tensor ``(N, 3, H, W)``; loaders gather whole batch
 (train only) and normalizes with batched tensor ops (see ``augment.py``).
 
 Splits: the source's train split is divided into train/val by a permutation seeded with ``seed``;
-the test split is only served by ``test_dataloader``/``predict_dataloader``/``eval_dataloaders``.
+the test split is only served by ``test_dataloader``/``predict_dataloader``/``eval_dataloaders``
+(the first two serve ``eval_splits``, the test split by default).
 
 A source implements ``name``, ``_class_names()`` and ``_load_split(split)`` and, when it has files
 to fetch or decode ahead of time, ``prepare_data()``. Everything else is decided by constructor
@@ -64,6 +65,7 @@ class ImageDataModule(L.LightningDataModule):
     """
 
     name: str  # the source's short name ("cifar10", "folder", ...): set by each subclass
+    image_size: int = 32  # side of the square images; sources with other sizes set their own
 
     def __init__(
         self,
@@ -153,8 +155,9 @@ class ImageDataModule(L.LightningDataModule):
 
     @property
     def data_stats(self) -> dict[str, Any]:
-        """What a checkpoint stores to normalise like training: ``{"mean": [3], "std": [3],
-        "normalize": str, "dataset": name}``; requires ``setup`` unless ``stats`` was given."""
+        """What a checkpoint stores to prepare inputs as in training: ``{"mean": [3], "std": [3],
+        "normalize": str, "dataset": name, "image_size": int}``; requires ``setup`` unless
+        ``stats`` was given."""
         if not self._splits and not self._fixed_stats:
             raise RuntimeError("data_stats is available after setup()")
         return {
@@ -162,6 +165,7 @@ class ImageDataModule(L.LightningDataModule):
             "std": [float(v) for v in self._std],
             "normalize": self.normalize,
             "dataset": self.name,
+            "image_size": int(self.image_size),  # what project.predict resizes new images to
         }
 
     @property
@@ -246,8 +250,9 @@ class ImageDataModule(L.LightningDataModule):
         loaders = self.eval_dataloaders(self._eval_splits)
         return loaders[0] if len(loaders) == 1 else loaders
 
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", train=False)
+    def predict_dataloader(self) -> DataLoader | list[DataLoader]:
+        """The same loaders as ``test_dataloader``: labeled batches, for per-image outputs."""
+        return self.test_dataloader()
 
     def eval_dataloaders(self, splits: Sequence[str]) -> list[DataLoader]:
         """One loader per split of ``splits``, each in fixed order and at ``eval_batch_size``

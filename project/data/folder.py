@@ -88,15 +88,29 @@ def _scan(split_dir: Path, class_to_idx: dict[str, int]) -> list[tuple[str, int]
         ) from err
 
 
+#: What PIL raises for a file it cannot decode (truncated, not an image, bad header).
+DECODE_ERRORS = (OSError, UnidentifiedImageError, SyntaxError, ValueError)
+
+
+def read_image(path: str | Path, size: int) -> np.ndarray:
+    """One image file as RGB uint8 ``(size, size, 3)``: any mode (grayscale, RGBA, palette, ...)
+    converted to RGB, other sizes resized (bilinear). Raises one of ``DECODE_ERRORS``.
+
+    The one decoding of training images, shared by ``project.predict`` so new images are
+    prepared exactly as the training ones were.
+    """
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if im.size != (size, size):
+            im = im.resize((size, size), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
 def _decode(path: str, size: int) -> np.ndarray:
-    """Decode one file to RGB uint8 ``(size, size, 3)``; other sizes are resized (bilinear)."""
+    """``read_image``, a failure turned into a UserError naming the file."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("RGB")
-            if im.size != (size, size):
-                im = im.resize((size, size), Image.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
+        return read_image(path, size)
+    except DECODE_ERRORS as err:
         raise UserError(
             f"Could not decode image file {path!r} ({type(err).__name__}: {err}). data=folder "
             f"reads every file with an image extension under train/ and test/; delete or replace "

@@ -33,7 +33,8 @@ class ImageClassifier(L.LightningModule):
     `train_clean/*`: a fixed train subset evaluated like val); `rho/<layer>` for BIN;
     `val/feat_qXX`, quantiles of the penultimate features over the whole val set, per epoch.
     `test_step` returns logits and targets; the final evaluation (`training/evaluation.py`) turns
-    them into metrics.
+    them into metrics. `predict_step` returns class probabilities (`project.evaluate`,
+    `project.predict`).
     """
 
     def __init__(
@@ -76,12 +77,16 @@ class ImageClassifier(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.initial_loss = checkpoint.get("normres", {}).get("initial_loss", self.initial_loss)
 
-    def _step(self, batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        x, y = batch
+    def _input(self, x: Tensor) -> Tensor:
+        """Normalised images (B, 3, H, W) in the module's dtype and memory format."""
         x = x.to(self.dtype)  # float32 from the data module; trainer.precision=64-true wants double
         if self.hparams.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        logits, feats = self._net(x, return_features=True)
+        return x
+
+    def _step(self, batch) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        x, y = batch
+        logits, feats = self._net(self._input(x), return_features=True)
         if logits.dtype in (torch.float16, torch.bfloat16):
             logits = logits.float()  # the loss in float32 under mixed precision
         loss = F.cross_entropy(logits, y, label_smoothing=self.hparams.label_smoothing)
@@ -140,6 +145,13 @@ class ImageClassifier(L.LightningModule):
         """Logits (B, K) and targets (B,) of one batch, for the evaluation callback."""
         _, logits, _, y = self._step(batch)
         return {"logits": logits.detach(), "target": y}
+
+    def predict_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> dict[str, Tensor]:
+        """`{"probs": (B, K) float32 softmax}`, plus `"target": (B,)` when the batch is
+        `(images, labels)`; a batch of unlabeled images is the image tensor (B, 3, H, W) alone."""
+        images, target = (batch, None) if isinstance(batch, Tensor) else batch
+        probs = self._net(self._input(images)).float().softmax(dim=1)
+        return {"probs": probs} if target is None else {"probs": probs, "target": target}
 
     def configure_optimizers(self):
         groups = param_groups(self.model, self.hparams.optimizer["lr"], self.hparams.gate_group)

@@ -1,0 +1,1 @@
+"""Queues of training runs for whole studies (`python -m project.studies`)."""

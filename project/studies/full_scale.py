@@ -1,0 +1,104 @@
+"""The full-scale studies (issue 15) as queues of runs on the full CIFAR-10 (JPEG copy).
+
+Every run uses `../shared/data/cifar10-jpeg` (40,000 train / 10,000 val / 10,000 test), the CSV
+logger, no progress bar, and the study's experiment config; `epochs` and `extra` overrides apply
+to every run (e.g. a cosine schedule of 30 epochs: `epochs=30, extra=("scheduler=cosine",)`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from project.studies.queue import QueuedRun
+
+FULL_DATA = (
+    "data=folder",
+    "data.root=../shared/data/cifar10-jpeg",
+    "data.val_size=10000",
+    "logger=csv",
+    "trainer.enable_progress_bar=false",
+)
+NORMS = ("bn", "in", "bin", "ln", "gn", "none")
+
+
+def _run(study: str, name: str, seed: int, *overrides: str) -> QueuedRun:
+    return QueuedRun(study, f"{name}_s{seed}", (*FULL_DATA, *overrides, f"seed={seed}"))
+
+
+def norm_comparison(seeds: Sequence[int]) -> list[QueuedRun]:
+    """COL775 1.2: ResNet-14, every norm at batch 128, lr 0.1; plus `none` with the fair
+    baseline's warm-up and zero-init residuals (issue 13), so it compares normalisation, not
+    divergence at lr 0.1."""
+    runs = [
+        _run("norm_comparison", norm, s, "experiment=norm_comparison", f"norm={norm}")
+        for s in seeds
+        for norm in NORMS
+    ]
+    runs += [
+        _run(
+            "norm_comparison",
+            "none_warmup",
+            s,
+            "experiment=norm_comparison",
+            "norm=none",
+            "scheduler.warmup_epochs=2",
+            "model.zero_init_residual=true",
+            "norm_name=none_warmup",
+        )
+        for s in seeds
+    ]
+    return runs
+
+
+def bn_sanity(seeds: Sequence[int]) -> list[QueuedRun]:
+    """COL775 1.2.4: scratch BN vs torch's BatchNorm2d, same seeds (paired)."""
+    return [
+        _run("bn_sanity", norm, s, "experiment=bn_sanity", f"norm={norm}")
+        for s in seeds
+        for norm in ("bn", "torch_bn")
+    ]
+
+
+def batch_size_study(seeds: Sequence[int]) -> list[QueuedRun]:
+    """COL775 1.2.6: BN vs GN at batch 8 and 128, lr scaled linearly with the batch (Goyal et
+    al.; the experiment config's `linear_lr`)."""
+    return [
+        _run("batch_size_study", f"{norm}_b{batch}", s, "experiment=batch_size_study",
+             f"norm={norm}", f"batch_size={batch}")
+        for s in seeds
+        for batch in (128, 8)
+        for norm in ("bn", "gn")
+    ]  # fmt: skip
+
+
+def resnet20(seeds: Sequence[int]) -> list[QueuedRun]:
+    return [_run("resnet20", "bn", s, "experiment=resnet20") for s in seeds]
+
+
+def hw2_fcn(seeds: Sequence[int]) -> list[QueuedRun]:
+    return [_run("hw2_fcn", "bn", s, "experiment=hw2_fcn") for s in seeds]
+
+
+STUDIES: dict[str, Callable[[Sequence[int]], list[QueuedRun]]] = {
+    "norm_comparison": norm_comparison,
+    "bn_sanity": bn_sanity,
+    "batch_size_study": batch_size_study,
+    "resnet20": resnet20,
+    "hw2_fcn": hw2_fcn,
+}
+
+
+def plan(
+    studies: Sequence[str],
+    seeds: Sequence[int] = (0, 1, 2),
+    epochs: int | None = None,
+    extra: Sequence[str] = (),
+) -> list[QueuedRun]:
+    """The queue for `studies`, seed-major within each study (all variants of seed 0 first, so
+    a stopped queue leaves whole comparisons rather than many seeds of one variant)."""
+    tail = ((f"trainer.max_epochs={epochs}",) if epochs else ()) + tuple(extra)
+    return [
+        QueuedRun(r.study, r.name, (*r.overrides, *tail))
+        for study in studies
+        for r in STUDIES[study](seeds)
+    ]

@@ -1,0 +1,111 @@
+"""A queue of training runs that survives being stopped: what the full-scale studies run through.
+
+Each queued run has a study, a name and the overrides of `python -m project.train`. It trains in
+`<work>/<study>/<name>` (git-ignored) and, once finished, its record — results.json, config.yaml,
+csv/metrics.csv and test_predictions.npz, small text/array files, no checkpoints — is copied to
+`experiments/<study>/runs/<name>/` (committed, optionally right away with `commit=True`). So:
+
+- a run whose record exists is skipped (the queue can be stopped and continued any time);
+- a run whose work dir holds a checkpoint continues from it (`resume=true`);
+- any other run starts from scratch in a fresh work dir.
+
+The report reads the committed records directly:
+`python -m project.report experiments/<study>/runs`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from project.results import RESULTS_FILE, TEST_PREDICTIONS, read_results
+
+#: The files of a run that make its record (relative to the run dir).
+RECORD_FILES = (RESULTS_FILE, "config.yaml", "csv/metrics.csv", TEST_PREDICTIONS)
+LAST_CKPT = Path("checkpoints") / "last.ckpt"
+#: Statuses that end a run for good (an interrupted or failed run is tried again).
+FINAL_STATUSES = ("completed", "diverged")
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    study: str
+    name: str
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+def record_dir(records: Path, run: QueuedRun) -> Path:
+    return Path(records) / run.study / "runs" / run.name
+
+
+def work_dir(work: Path, run: QueuedRun) -> Path:
+    return Path(work) / run.study / run.name
+
+
+def next_action(run: QueuedRun, records: Path, work: Path) -> str:
+    """`skip` (record committed), `resume` (work dir has a checkpoint) or `start`."""
+    record = read_results(record_dir(records, run))
+    if record is not None and record.get("status") in FINAL_STATUSES:
+        return "skip"
+    return "resume" if (work_dir(work, run) / LAST_CKPT).is_file() else "start"
+
+
+def save_record(run_dir: Path, dest: Path) -> list[Path]:
+    """Copy the run's record files into `dest`; returns the copied paths."""
+    copied = []
+    for name in RECORD_FILES:
+        src = Path(run_dir) / name
+        if src.is_file():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, target)
+            copied.append(target)
+    return copied
+
+
+def train_command(run: QueuedRun, run_dir: Path, resume: bool, python: str) -> list[str]:
+    args = [python, "-m", "project.train", *run.overrides, f"hydra.run.dir={run_dir}"]
+    return args + (["resume=true"] if resume else [])
+
+
+def run_queue(
+    runs: Sequence[QueuedRun],
+    records: Path,
+    work: Path,
+    *,
+    dry_run: bool = False,
+    commit: bool = False,
+    python: str = sys.executable,
+) -> dict[str, str]:
+    """Work through `runs` in order; returns {study/name: action or final status}."""
+    outcome: dict[str, str] = {}
+    for i, run in enumerate(runs, 1):
+        key = f"{run.study}/{run.name}"
+        action = next_action(run, records, work)
+        run_dir = work_dir(work, run)
+        print(f"[queue] {i}/{len(runs)} {key}: {action}", flush=True)
+        if action == "skip" or dry_run:
+            outcome[key] = action
+            continue
+        if action == "start" and run_dir.exists():
+            shutil.rmtree(run_dir)  # an earlier attempt without a checkpoint: nothing to keep
+        proc = subprocess.run(train_command(run, run_dir, action == "resume", python))
+        status = (read_results(run_dir) or {}).get("status", f"exit code {proc.returncode}")
+        outcome[key] = status
+        if status in FINAL_STATUSES:
+            copied = save_record(run_dir, record_dir(records, run))
+            if commit:
+                _commit(copied, f"{key}: {status} (record of the finished run)")
+        elif proc.returncode in (130, 143):  # interrupted: stop the queue, keep the work dir
+            print(f"[queue] interrupted during {key}; run the same command again to continue")
+            break
+    return outcome
+
+
+def _commit(paths: list[Path], message: str) -> None:
+    subprocess.run(["git", "add", "--", *map(str, paths)], check=True)
+    subprocess.run(["git", "commit", "-q", "-m", message, "--", *map(str, paths)], check=True)

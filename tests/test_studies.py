@@ -1,0 +1,83 @@
+"""The full-scale studies' queue: skip what is recorded, resume what was interrupted, restart
+the rest; the report reads committed records as it reads run dirs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from project.studies.full_scale import STUDIES, plan
+from project.studies.queue import QueuedRun, next_action, record_dir, run_queue, work_dir
+from tests.helpers import TINY, read_results, train
+
+QUIET = [*TINY, "trainer.enable_progress_bar=false"]
+
+
+def _run(name: str, *overrides: str) -> QueuedRun:
+    return QueuedRun("toy", name, (*QUIET, *overrides))
+
+
+def test_a_recorded_run_is_skipped(tmp_path):
+    run = _run("a")
+    dest = record_dir(tmp_path / "records", run)
+    dest.mkdir(parents=True)
+    (dest / "results.json").write_text('{"status": "completed"}')
+    outcome = run_queue([run], tmp_path / "records", tmp_path / "work", python="/nonexistent")
+    assert outcome == {"toy/a": "skip"}  # never started a process (the python path is bogus)
+
+
+def test_an_interrupted_run_resumes_and_a_broken_one_restarts(tmp_path):
+    records, work = tmp_path / "records", tmp_path / "work"
+    resumable, broken = _run("resumable", "trainer.max_epochs=2"), _run("broken")
+    # `resumable` was stopped after its first epoch: its work dir has a checkpoint.
+    proc = train(
+        work_dir(work, resumable), "trainer.max_epochs=1", "trainer.enable_progress_bar=false"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    # `broken` died before any checkpoint: its work dir has only a stale file.
+    work_dir(work, broken).mkdir(parents=True)
+    (work_dir(work, broken) / "stale.txt").write_text("from a crashed attempt")
+    assert next_action(resumable, records, work) == "resume"
+    assert next_action(broken, records, work) == "start"
+
+    outcome = run_queue([resumable, broken], records, work)
+    assert outcome == {"toy/resumable": "completed", "toy/broken": "completed"}
+    assert read_results(work_dir(work, resumable))["epochs"] == 2
+    assert (work_dir(work, resumable) / "attempts" / "1" / "results.json").is_file()  # resumed
+    assert not (work_dir(work, broken) / "stale.txt").exists()  # restarted from scratch
+    for run in (resumable, broken):
+        dest = record_dir(records, run)
+        names = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+        assert names == ["config.yaml", "csv/metrics.csv", "results.json", "test_predictions.npz"]
+        assert next_action(run, records, work) == "skip"
+
+
+def test_report_on_committed_records_equals_report_on_run_dirs(tmp_path):
+    from project.report.build import make_report
+
+    work, records = tmp_path / "work", tmp_path / "records"
+    runs = [_run("bn", "trainer.max_epochs=1"), _run("gn", "trainer.max_epochs=1", "norm=gn")]
+    assert set(run_queue(runs, records, work).values()) == {"completed"}
+    for run in runs:  # the run dirs without what is not committed
+        shutil.rmtree(work_dir(work, run) / "checkpoints")
+    make_report([work / "toy"], tmp_path / "from_runs")
+    make_report([records / "toy" / "runs"], tmp_path / "from_records")
+
+    def table(out: Path) -> list[dict]:
+        rows = list(csv.DictReader(io.StringIO((out / "summary.csv").read_text())))
+        return [{k: v for k, v in r.items() if "path" not in k} for r in rows]
+
+    assert table(tmp_path / "from_runs") == table(tmp_path / "from_records")
+
+
+@pytest.mark.parametrize("study", list(STUDIES))
+def test_every_study_plans_distinct_runs_on_the_full_dataset(study):
+    runs = plan([study], seeds=(0, 1), epochs=30, extra=("scheduler=cosine",))
+    assert len({r.name for r in runs}) == len(runs) >= 2
+    for run in runs:
+        assert "data.root=../shared/data/cifar10-jpeg" in run.overrides
+        assert run.overrides[-2:] == ("trainer.max_epochs=30", "scheduler=cosine")

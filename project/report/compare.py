@@ -36,7 +36,7 @@ from project.report.variants import Variant, matches, parse_baseline, settings_w
 
 #: The metrics compared; test micro F1 is left out because it equals test accuracy.
 COMPARED_METRICS = ("test/acc", "test/f1_macro")
-_METRIC_WORDS = {"test/acc": "test accuracy", "test/f1_macro": "test macro F1"}
+_METRIC_WORDS = {"test/acc": "Test accuracy", "test/f1_macro": "Test macro F1"}
 
 
 @dataclass
@@ -188,7 +188,7 @@ def comparison_markdown(comparisons: list[Comparison], spec: str) -> str:
     for metric in COMPARED_METRICS:
         chosen = [c for c in comparisons if c.metric == metric]
         if chosen:
-            lines.append(f"{_METRIC_WORDS[metric].capitalize()}:\n")
+            lines.append(f"{_METRIC_WORDS[metric]}:\n")
             lines += [f"- {sentence(c)}" for c in chosen]
             lines.append("")
     return "\n".join(lines)

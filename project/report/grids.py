@@ -23,7 +23,7 @@ QUANTILES = ("q01", "q20", "q80", "q99")
 MAX_QUANTILE_PANELS = 12
 MAX_WEIGHT_ROWS = 6
 MAX_CONFUSION_PANELS = 6
-CONFUSION_UNIT = "fraction of the true class (row-normalized)"
+CONFUSION_UNIT = "fraction of the true class"
 
 
 def grid(
@@ -156,7 +156,7 @@ def confusion_matrices(
                     ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=5,
                             color="white" if norm[i, j] > 0.5 else "black")  # fmt: skip
     # The colourbar is this figure's legend: cell shade -> fraction (cells print it in %).
-    fig.colorbar(image, ax=axes, label=CONFUSION_UNIT + "; cells in %", shrink=0.8)
+    fig.colorbar(image, ax=axes, label=CONFUSION_UNIT + " (cells: %)", shrink=0.8)
     return fig, capped_note(len(chosen), len(available))
 
 

@@ -1,14 +1,12 @@
 """The report as a statistical instrument: variants over seeds, baseline differences with known
-answers (paired t, Welch, bootstrap), selection on validation only, and honest figures.
+answers (paired t, Welch, bootstrap) and selection on validation only.
 
 Runs are written by hand (results.json, csv/metrics.csv, test_predictions.npz) in tmp dirs, so
-no test trains anything.
+no test trains anything. Figures: tests/test_report_figures.py.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -17,71 +15,11 @@ from scipy import stats
 
 from project.errors import UserError
 from project.report import make_report
-from project.report.build import PLOTS
 from project.report.compare import compare_to_baseline, difference
-from project.report.plots import variant_colors
 from project.report.runs import load_runs
 from project.report.stats import bootstrap_accuracy_difference, summarize
 from project.report.variants import group_variants, val_best
-from project.results import METRIC_KEYS
-
-EPOCHS = 3
-CLASSES = ["c0", "c1", "c2"]
-
-
-def write_run(
-    path: Path,
-    norm: str,
-    seed: int,
-    test_acc: float,
-    val_acc: float = 0.5,
-    batch_size: int = 128,
-    status: str = "completed",
-    columns: dict[str, list[float]] | None = None,
-    pred: np.ndarray | None = None,
-    target: np.ndarray | None = None,
-) -> Path:
-    """A run dir as training leaves it: results.json, csv/metrics.csv, maybe predictions."""
-    path.mkdir(parents=True)
-    metrics = {k: 0.5 for k in METRIC_KEYS}
-    metrics.update({"test/acc": test_acc, "test/f1_micro": test_acc, "val/acc": val_acc})
-    metrics["test/f1_macro"] = test_acc - 0.01
-    overrides = [f"norm={norm}", f"batch_size={batch_size}", f"seed={seed}"]
-    results = {
-        "status": status,
-        "metrics": metrics if status == "completed" else dict.fromkeys(METRIC_KEYS),
-        "best_epoch": EPOCHS - 1,
-        "epochs": EPOCHS,
-        "wall_time_s": 10.0 + seed,
-        "variant": norm,
-        "overrides": overrides,
-        "config": {"model": "resnet", "n": 2, "norm": norm, "batch_size": batch_size,
-                   "lr": 0.1, "seed": seed},
-        "class_names": CLASSES,
-        "confusion_matrix": {"test": [[5, 1, 0], [1, 4, 1], [0, 2, 6]]},
-    }  # fmt: skip
-    (path / "results.json").write_text(json.dumps(results))
-    rows = []
-    for e in range(EPOCHS):
-        row = {"epoch": e, "step": 10 * e + 9, "lr-SGD": 0.1 / (e + 1)}
-        row.update({"train/acc": 0.3 + 0.1 * e + 0.01 * seed, "val/acc": 0.3 + 0.1 * e})
-        row.update({"train/loss_epoch": 2.0 - 0.5 * e, "val/loss": 2.1 - 0.5 * e})
-        row.update({name: values[e] for name, values in (columns or {}).items()})
-        rows.append(row)
-    (path / "csv").mkdir()
-    with (path / "csv" / "metrics.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    if pred is not None:
-        np.savez(path / "test_predictions.npz", pred=pred.astype(np.int64),
-                 target=target.astype(np.int64))  # fmt: skip
-    return path
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as f:
-        return list(csv.DictReader(f))
+from tests.report_runs import read_csv, write_run
 
 
 def t_interval(x: np.ndarray) -> tuple[float, float, float]:
@@ -273,86 +211,3 @@ def test_validation_best_chosen_by_val_even_when_test_disagrees(tmp_path):
     ]
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "Val best here: norm=gn." in md and "never ranked" in md
-
-
-@pytest.fixture()
-def rich_runs(tmp_path) -> list:
-    """Two variants x 2 seeds with every curve the report can plot, checkpoints included."""
-    import torch
-
-    columns = {
-        "train_clean/acc": [0.3, 0.4, 0.5],
-        **{
-            f"val/feat_{q}": [v] * EPOCHS
-            for q, v in (("q01", -1), ("q20", 0), ("q80", 1), ("q99", 3))
-        },
-        "rho/layer1.0.bn1": [1.0, 0.9, 0.8],
-        "rho/layer1.0.bn2": [1.0, 0.7, 0.5],
-    }
-    for norm in ("bn", "bin"):
-        for seed in (1, 2):
-            run = write_run(tmp_path / f"{norm}{seed}", norm, seed, 0.7, columns=columns)
-            g = torch.Generator().manual_seed(seed)
-            state = {"model.conv1.weight": torch.randn(4, 3, 3, 3, generator=g),
-                     "model.fc.weight": torch.randn(3, 4, generator=g)}  # fmt: skip
-            (run / "checkpoints").mkdir()
-            torch.save({"state_dict": state}, run / "checkpoints" / "best.ckpt")
-    return group_variants(load_runs([tmp_path]))
-
-
-def _figures(variants) -> dict:
-    import matplotlib
-
-    out = {}
-    colors = variant_colors(variants)
-    for spec in PLOTS:
-        with matplotlib.rc_context({"axes.grid": True}):
-            fig = spec.draw(variants, colors)
-        assert not isinstance(fig, str), (spec.filename, fig)
-        out[spec.filename] = fig[0] if isinstance(fig, tuple) else fig
-    return out
-
-
-def test_every_figure_has_axis_labels_and_a_legend(rich_runs):
-    for name, fig in _figures(rich_runs).items():
-        colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
-        panels = [ax for ax in fig.axes if ax.axison and ax not in colorbars]
-        assert panels, name
-        for ax in panels:
-            assert ax.get_xlabel() and ax.get_ylabel(), (name, ax.get_title())
-        for ax in colorbars:
-            assert ax.get_ylabel() or ax.get_xlabel(), name  # a colourbar states its unit
-        has_legend = fig.legends or any(ax.get_legend() for ax in panels)
-        assert has_legend or colorbars, name  # a colourbar is the legend of a heat map
-
-
-def test_figure_details(rich_runs):
-    figs = _figures(rich_runs)
-    (lr_ax,) = figs["lr_curves.png"].axes
-    assert {line.get_drawstyle() for line in lr_ax.get_lines()} == {"steps-post"}
-    quantile_axes = [ax for ax in figs["feature_quantiles.png"].axes if ax.axison]
-    assert len(quantile_axes) == 2
-    assert quantile_axes[0].get_shared_y_axes().joined(*quantile_axes)  # one y scale
-    error_axes = figs["error_curves.png"].axes
-    assert "clean" in error_axes[0].get_title()  # train_clean/acc preferred over the running one
-    # A mean line per variant with a band (2 seeds) under it.
-    assert len(error_axes[1].get_lines()) == 2 and len(error_axes[1].collections) == 2
-    confusion = figs["confusion_matrix.png"]
-    assert (
-        "fraction" in next(a for a in confusion.axes if a.get_label() == "<colorbar>").get_ylabel()
-    )
-    assert "2 runs summed" in confusion.axes[0].get_title()
-    rho_axes = [ax for ax in figs["bin_gate_rho.png"].axes if ax.axison]
-    assert "\u03c1" in rho_axes[0].get_ylabel()
-
-
-def test_running_train_accuracy_is_labelled_as_running(seeds_sweep):
-    variants = group_variants(load_runs([seeds_sweep]))
-    fig = _figure_of(variants, "error_curves.png")
-    assert "running: augmented, train mode" in fig.axes[0].get_title()
-
-
-def _figure_of(variants, filename: str):
-    spec = next(s for s in PLOTS if s.filename == filename)
-    fig = spec.draw(variants, variant_colors(variants))
-    return fig[0] if isinstance(fig, tuple) else fig

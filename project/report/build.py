@@ -67,7 +67,7 @@ def make_report(
     _make_out_dir(out)
     contents = ReportContents(
         title=title or f"Report: {', '.join(Path(p).as_posix() for p in paths)}",
-        runs=runs,
+        runs=[r for v in variants for r in v.runs],  # the run table grouped like the variants
         variants=variants,
         best=val_best(variants),
         comparisons=comparisons,

@@ -36,7 +36,12 @@ from project.report.variants import Variant, matches, parse_baseline, settings_w
 
 #: The metrics compared; test micro F1 is left out because it equals test accuracy.
 COMPARED_METRICS = ("test/acc", "test/f1_macro")
-_METRIC_WORDS = {"test/acc": "Test accuracy", "test/f1_macro": "Test macro F1"}
+METRIC_WORDS = {"test/acc": "Test accuracy", "test/f1_macro": "Test macro F1"}
+COMPARISON_INTRO = (
+    "Each variant minus its baseline, in percentage points, with a 95% interval; "
+    "\u201cdistinguishable from noise\u201d means the interval excludes 0. "
+    "Full precision and the test used are in comparison.csv."
+)
 
 
 @dataclass
@@ -181,14 +186,12 @@ def comparison_markdown(comparisons: list[Comparison], spec: str) -> str:
         return ""
     lines = [
         f"## Differences to the baseline ({spec})\n",
-        "Each variant minus its baseline, in percentage points, with a 95% interval; "
-        "\u201cdistinguishable from noise\u201d means the interval excludes 0. "
-        "Full precision and the test used are in comparison.csv.\n",
+        COMPARISON_INTRO + "\n",
     ]
     for metric in COMPARED_METRICS:
         chosen = [c for c in comparisons if c.metric == metric]
         if chosen:
-            lines.append(f"{_METRIC_WORDS[metric]}:\n")
+            lines.append(f"{METRIC_WORDS[metric]}:\n")
             lines += [f"- {sentence(c)}" for c in chosen]
             lines.append("")
     return "\n".join(lines)

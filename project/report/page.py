@@ -10,7 +10,7 @@ from html import escape
 
 import pandas as pd
 
-from project.report.compare import COMPARED_METRICS, sentence
+from project.report.compare import COMPARED_METRICS, COMPARISON_INTRO, METRIC_WORDS, sentence
 from project.report.markdown import ReportContents, intro
 from project.report.plots import PlotResult
 from project.report.sanity import SANITY_INTRO, sanity_table
@@ -74,13 +74,11 @@ def render_html(c: ReportContents, plots: list[PlotResult]) -> str:
     if c.comparisons:
         parts += [
             f"<h2>Differences to the baseline ({escape(c.baseline or '')})</h2>",
-            "<p>Each variant minus its baseline in percentage points with a 95% interval; "
-            "&ldquo;distinguishable from noise&rdquo; means the interval excludes 0 "
-            '(<a href="comparison.csv">comparison.csv</a> has the test used).</p>',
+            f"<p>{escape(COMPARISON_INTRO)}</p>",
         ]
         for metric in COMPARED_METRICS:
             items = [f"<li>{escape(sentence(x))}</li>" for x in c.comparisons if x.metric == metric]
-            parts += [f"<p>{escape(metric)}:</p>", "<ul>", *items, "</ul>"] if items else []
+            parts += [f"<p>{METRIC_WORDS[metric]}:</p>", "<ul>", *items, "</ul>"] if items else []
     parts += ["<h2>Runs</h2>", _table(runs_display(c.runs), [r.status for r in c.runs], "runs")]
     note = initial_loss_note(c.runs)
     if note:

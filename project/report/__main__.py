@@ -1,4 +1,4 @@
-"""CLI: `python -m project.report PATH... [--out DIR] [--title T]`."""
+"""CLI: `python -m project.report PATH... [--out DIR] [--title T] [--baseline KEY=VALUE]`."""
 
 from __future__ import annotations
 
@@ -12,17 +12,26 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m project.report",
         description="Summarize training runs (run dirs or sweep dirs, searched recursively) into "
-        "summary.csv/.md, PNG plots and report.html.",
+        "runs.csv (one row per run), summary.csv/.md (one row per variant: runs that differ only "
+        "in seed, as mean, std and 95%% interval), PNG plots and report.html.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="run or sweep directories")
     parser.add_argument("--out", default=None, help="output dir (default: <first PATH>/report)")
     parser.add_argument("--title", default=None, help="report title")
+    parser.add_argument(
+        "--baseline",
+        default=None,
+        metavar="KEY=VALUE",
+        help="compare every variant with the one whose setting KEY is VALUE (e.g. norm=bn): "
+        "difference with a 95%% interval, paired by seed, Welch, or a bootstrap over the test "
+        "images for single runs; written to comparison.csv and summary.md",
+    )
     args = parser.parse_args(argv)
     try:
         # Imported here so `--help` stays fast and import problems surface as plain errors.
         from project.report.build import make_report
 
-        html = make_report(args.paths, args.out, args.title)
+        html = make_report(args.paths, args.out, args.title, args.baseline)
     except UserError as exc:
         report_error(str(exc))
         return 2

@@ -1,89 +1,96 @@
-"""Per-epoch line plots with every run overlaid: error, loss and learning-rate curves."""
+"""Per-epoch curves, one mean line with a ±std band over seeds per variant: error, loss, lr."""
 
 from __future__ import annotations
 
+import numpy as np
 from matplotlib.figure import Figure
 
-from project.report.plots import PlotSpec, epoch_axis, legend_outside, new_figure
-from project.report.runs import Run
+from project.report.plots import PlotSpec, epoch_axis, legend_outside, new_figure, plot_band
+from project.report.variants import Variant
+
+#: Clean train accuracy: eval mode, no augmentation, a fixed subset of the train split.
+CLEAN_TRAIN_ACC = "train_clean/acc"
+#: The running accuracy of the training steps: augmented inputs, train-mode normalisation.
+RUNNING_TRAIN_ACC = "train/acc"
 
 
-def _height(n_runs: int, base: float) -> float:
-    # Room for the legend under the axes: one row per three runs.
-    return base + 0.2 * ((n_runs + 2) // 3)
+def _height(n_variants: int, base: float) -> float:
+    # Room for the legend under the axes: one row per three variants.
+    return base + 0.2 * ((n_variants + 2) // 3)
 
 
-def error_curves(runs: list[Run], colors: dict[str, tuple]) -> Figure | str:
+def train_accuracy_column(variants: list[Variant]) -> tuple[str, str]:
+    """(column, panel title) of the train curve: the clean accuracy when any run logged it (it
+    is comparable with val), else the running one, labelled as what it is."""
+    if any(r.history.has(CLEAN_TRAIN_ACC) for v in variants for r in v.runs):
+        return CLEAN_TRAIN_ACC, "train error (clean: eval mode, no augmentation)"
+    return RUNNING_TRAIN_ACC, "train error (running: augmented, train mode)"
+
+
+def error_curves(variants: list[Variant], colors: dict[str, tuple]) -> Figure | str:
     """Train and val error (1 - accuracy, in %) per epoch, two panels."""
-    panels = (("train/acc", "train error"), ("val/acc", "val error"))
-    if not any(r.history.has(col) for r in runs for col, _ in panels):
+    train_col, train_title = train_accuracy_column(variants)
+    panels = ((train_col, train_title), ("val/acc", "val error"))
+    if not any(r.history.has(col) for v in variants for r in v.runs for col, _ in panels):
         return "no run logged train/acc or val/acc"
-    fig = new_figure(10, _height(len(runs), 3.6))
+    fig = new_figure(10, _height(len(variants), 3.6))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (col, title) in zip(axes, panels):
-        for run in runs:
-            epochs, acc = run.history.series(col)
-            if epochs.size:
-                ax.plot(epochs, 100 * (1 - acc), color=colors[run.label], label=run.label)
-        ax.set_title(title)
+        for v in variants:
+            series = [(e, 100 * (1 - a)) for e, a in (r.history.series(col) for r in v.runs)]
+            plot_band(ax, series, colors[v.label], v.label)
+        ax.set(title=title, ylabel="error (%)")
         epoch_axis(ax)
-    axes[0].set_ylabel("error (%)")
-    legend_outside(fig, axes[0], len(runs))
+    legend_outside(fig, axes[0], len(variants))
     return fig
 
 
-def loss_curves(runs: list[Run], colors: dict[str, tuple]) -> Figure | str:
+def loss_curves(variants: list[Variant], colors: dict[str, tuple]) -> Figure | str:
     """Train and val cross-entropy per epoch, two panels (log scale: losses span decades)."""
     getters = (
         ("train loss", lambda r: r.history.train_loss()),
         ("val loss", lambda r: r.history.series("val/loss")),
     )
-    if not any(get(r)[0].size for r in runs for _, get in getters):
+    every = [get(r) for v in variants for r in v.runs for _, get in getters]
+    if not any(e.size for e, _ in every):
         return "no run logged train or val loss"
-    fig = new_figure(10, _height(len(runs), 3.6))
+    fig = new_figure(10, _height(len(variants), 3.6))
     axes = fig.subplots(1, 2, sharey=True)
     for ax, (title, get) in zip(axes, getters):
-        for run in runs:
-            epochs, loss = get(run)
-            if epochs.size:
-                ax.plot(epochs, loss, color=colors[run.label], label=run.label)
-        ax.set_title(title)
+        for v in variants:
+            plot_band(ax, [get(r) for r in v.runs], colors[v.label], v.label)
+        ax.set(title=title, ylabel="cross-entropy loss")
         epoch_axis(ax)
-    axes[0].set_ylabel("loss")
-    _log_if_positive(axes[0], [get(r)[1] for r in runs for _, get in getters])
-    legend_outside(fig, axes[0], len(runs))
+    _log_if_positive(axes[0], [values for _, values in every])
+    legend_outside(fig, axes[0], len(variants))
     return fig
 
 
-def lr_curves(runs: list[Run], colors: dict[str, tuple]) -> Figure | str:
-    """Learning rate per epoch, one line per run and parameter group."""
-    if not any(r.history.lr_columns() for r in runs):
+def lr_curves(variants: list[Variant], colors: dict[str, tuple]) -> Figure | str:
+    """Learning rate per epoch as steps (it is constant within an epoch), one line per variant
+    and parameter group."""
+    if not any(r.history.lr_columns() for v in variants for r in v.runs):
         return "no lr-* column in any metrics.csv (LearningRateMonitor not used)"
-    fig = new_figure(6, _height(len(runs), 3.4))
+    fig = new_figure(6, _height(len(variants), 3.4))
     ax = fig.subplots()
     values = []
-    for run in runs:
-        columns = run.history.lr_columns()
+    for v in variants:
+        columns = sorted({c for r in v.runs for c in r.history.lr_columns()})
         for i, col in enumerate(columns):
-            epochs, lr = run.history.series(col)
-            if not epochs.size:
-                continue
-            label = run.label if len(columns) == 1 else f"{run.label} {col}"
-            # Extra parameter groups of one run share its colour, told apart by dashing.
-            ax.plot(
-                epochs, lr, color=colors[run.label], linestyle="-" if i == 0 else "--", label=label
-            )
-            values.append(lr)
-    ax.set(title="learning rate", ylabel="lr")
+            series = [r.history.series(col) for r in v.runs]
+            label = v.label if len(columns) == 1 else f"{v.label} {col}"
+            # Extra parameter groups of one variant share its colour, told apart by dashing.
+            style = "-" if i == 0 else "--"
+            if plot_band(ax, series, colors[v.label], label, steps=True, linestyle=style):
+                values += [lr for _, lr in series]
+    ax.set(title="learning rate (value used during each epoch)", ylabel="lr")
     epoch_axis(ax)
     _log_if_positive(ax, values)
-    legend_outside(fig, ax, len(runs))
+    legend_outside(fig, ax, len(variants))
     return fig
 
 
 def _log_if_positive(ax, arrays) -> None:
-    import numpy as np
-
     finite = [a[np.isfinite(a)] for a in arrays if len(a)]
     finite = [a for a in finite if a.size]
     if finite and all((a > 0).all() for a in finite):
@@ -94,7 +101,9 @@ def _log_if_positive(ax, arrays) -> None:
 
 
 CURVE_PLOTS = [
-    PlotSpec("error_curves.png", "Train and validation error", error_curves),
-    PlotSpec("loss_curves.png", "Train and validation loss", loss_curves),
+    PlotSpec(
+        "error_curves.png", "Train and validation error (mean ± std over seeds)", error_curves
+    ),
+    PlotSpec("loss_curves.png", "Train and validation loss (mean ± std over seeds)", loss_curves),
     PlotSpec("lr_curves.png", "Learning rate", lr_curves),
 ]

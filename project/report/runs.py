@@ -139,7 +139,7 @@ def _read_overrides(path: Path) -> list[str]:
     return [str(x) for x in data] if isinstance(data, list) else []
 
 
-def _override_key(override: str) -> str:
+def override_key(override: str) -> str:
     # `+key=v`, `++key=v` and `~key` all address `key`.
     return override.split("=", 1)[0].lstrip("+~")
 
@@ -153,11 +153,11 @@ def natural_key(text: str) -> list[Any]:
 
 def assign_labels(runs: list[Run]) -> None:
     """Label each run by the overrides that differ across runs, else by variant/run name/dir."""
-    by_run = [{_override_key(o): o for o in run.overrides} for run in runs]
+    by_run = [{override_key(o): o for o in run.overrides} for run in runs]
     keys = sorted({k for d in by_run for k in d})
     varying = {k for k in keys if len({d.get(k) for d in by_run}) > 1}
     for run in runs:
-        run.label = " ".join(o for o in run.overrides if _override_key(o) in varying)
+        run.label = " ".join(o for o in run.overrides if override_key(o) in varying)
     unlabeled = [run for run in runs if not run.label]
     # Pick the first fallback that tells the unlabeled runs apart; later ones are more specific.
     for getter in (
@@ -198,12 +198,26 @@ def _common_parent(paths: list[Path]) -> Path | None:
     return common.parent if any(p.absolute() == common for p in paths) else common
 
 
-def load_runs(paths: list[str | Path]) -> list[Run]:
-    """Find, read, label and sort (by label, naturally) every run under `paths`."""
-    runs = [load_run(p) for p in find_run_dirs(paths)]
+def load_runs(paths: list[str | Path], progress: bool = True) -> list[Run]:
+    """Find, read, label and sort (by label, naturally) every run under `paths`.
+
+    `progress` shows a bar on stderr while reading (only on a terminal: logs stay clean)."""
+    from tqdm import tqdm
+
+    dirs = find_run_dirs(paths)
+    bar = tqdm(dirs, desc="reading runs", unit="run", disable=None if progress else True)
+    runs = [load_run(p) for p in bar]
     assign_labels(runs)
     runs.sort(key=lambda r: (natural_key(r.label), r.path.as_posix()))
     return runs
+
+
+def status_counts(runs: list[Run]) -> str:
+    """'2 completed, 1 diverged': how many runs ended in each status."""
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.status] = counts.get(run.status, 0) + 1
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
 
 
 def finite(value: float | None) -> bool:

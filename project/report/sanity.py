@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from project.report.runs import Run
+from project.report.runs import Run, override_key
 from project.report.tables import markdown_table
 
 # (metric name shown, how to get its per-epoch series from a run)
@@ -40,7 +40,7 @@ def _pair_key(run: Run) -> str:
     overrides = sorted(
         o
         for o in run.overrides
-        if o.split("=", 1)[0].lstrip("+~") != "norm" and o.split("=", 1)[-1] not in _VARIANTS
+        if override_key(o) != "norm" and o.split("=", 1)[-1] not in _VARIANTS
     )
     return json.dumps([config, overrides], sort_keys=True, default=str)
 

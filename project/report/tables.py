@@ -1,23 +1,28 @@
-"""The summary table: one row per run, rendered as CSV (fractions) and Markdown (percentages).
+"""The per-run table (`runs.csv`, and the "Runs" table of summary.md / report.html) and the
+formatting every report table shares.
 
 Failed, diverged and incomplete runs keep their row with a `note` saying why, so a sweep's table
-always accounts for every job. All number formatting is fixed so output is byte-for-byte stable.
+always accounts for every job. CSVs hold fractions at full precision (the shortest repr that
+reads back exactly); Markdown/HTML show percentages. Formatting is fixed so output is
+byte-for-byte stable.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from typing import Any
 
+import pandas as pd
+
 from project.report.runs import Run
+from project.report.variants import run_seed
 from project.results import METRIC_KEYS
 
-#: (column, results.json config key) for the key config columns.
+#: (column, results.json config key) for the key config columns. `model_n` is the ResNet depth
+#: parameter (6n+2 layers), named so it cannot be confused with a variant's count of runs `n`.
 CONFIG_COLUMNS = (
     ("model", "model"),
-    ("n", "n"),
+    ("model_n", "n"),
     ("head", "head"),
     ("norm", "norm"),
     ("batch_size", "batch_size"),
@@ -27,22 +32,40 @@ CONFIG_COLUMNS = (
     ("l1", "l1"),
     ("max_epochs", "max_epochs"),
 )
+#: Short headers of the config columns in Markdown/HTML.
+CONFIG_HEADERS = {
+    "model_n": "model n",
+    "batch_size": "bs",
+    "optimizer": "opt",
+    "weight_decay": "wd",
+}
 
-COLUMNS = (
-    ("label", "variant")
+#: Micro F1 equals accuracy for single-label data, so displayed tables leave it out (CSVs keep it).
+DISPLAY_METRICS = tuple(k for k in METRIC_KEYS if not k.endswith("/f1_micro"))
+MICRO_F1_NOTE = (
+    "Micro F1 equals accuracy for single-label data, so the tables show accuracy and macro F1 "
+    "only (micro F1 is in the CSVs)."
+)
+
+RUN_COLUMNS = (
+    ("label", "variant", "seed")
     + tuple(c for c, _ in CONFIG_COLUMNS)
     + METRIC_KEYS
     + ("best_epoch", "epochs", "params", "wall_time_s", "initial_loss", "status", "note", "path")
 )
 
 
-def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
-    """Raw (unformatted) values for each run, keyed by `COLUMNS`."""
+def config_cells(run: Run) -> dict[str, Any]:
+    return {col: run.config.get(key) for col, key in CONFIG_COLUMNS}
+
+
+def run_rows(runs: list[Run]) -> list[dict[str, Any]]:
+    """Raw (unformatted) values for each run, keyed by `RUN_COLUMNS`."""
     rows = []
     for run in runs:
-        res, cfg = run.results, run.config
-        row: dict[str, Any] = {"label": run.label, "variant": run.variant}
-        row.update({col: cfg.get(key) for col, key in CONFIG_COLUMNS})
+        res = run.results
+        row: dict[str, Any] = {"label": run.label, "variant": run.variant, "seed": run_seed(run)}
+        row.update(config_cells(run))
         row.update(run.metrics)
         row.update(
             best_epoch=res.get("best_epoch"),
@@ -58,87 +81,75 @@ def summary_rows(runs: list[Run]) -> list[dict[str, Any]]:
     return rows
 
 
-def _plain(value: Any) -> str:
-    """Fixed CSV formatting: empty for missing, 6 significant digits for floats."""
+def plain(value: Any) -> str:
+    """Fixed CSV formatting: empty for missing, `nan` for NaN, floats at full precision."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return str(value).lower()
     if isinstance(value, float):
-        return "nan" if math.isnan(value) else f"{value:.6g}"
+        return "nan" if math.isnan(value) else repr(value)
     return str(value)
 
 
-def summary_csv(runs: list[Run]) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for row in summary_rows(runs):
-        writer.writerow([_plain(row[c]) for c in COLUMNS])
-    return buf.getvalue()
+def to_csv(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> str:
+    """CSV text of `rows`; cells are formatted by `plain` first so pandas cannot turn an integer
+    column with a missing value into floats (`172506.0`) or a missing value into `nan`."""
+    frame = pd.DataFrame([[plain(r.get(c)) for c in columns] for r in rows], columns=columns)
+    return frame.to_csv(index=False, lineterminator="\n")
 
 
-def _pct(value: Any) -> str:
+def runs_csv(runs: list[Run]) -> str:
+    return to_csv(run_rows(runs), RUN_COLUMNS)
+
+
+def pct(value: float | None) -> str:
     if value is None:
         return "-"
     return "nan" if math.isnan(value) else f"{100 * value:.2f}"
 
 
+def metric_header(key: str) -> str:
+    return key.replace("/", " ").replace("f1_", "f1 ") + " %"
+
+
+def _dash(value: Any) -> str:
+    return "-" if value in (None, "") else plain(value)
+
+
+def runs_display(runs: list[Run]) -> pd.DataFrame:
+    """The per-run table as shown in Markdown/HTML (strings; paths and counts stay in the CSV)."""
+    cells = []
+    for row in run_rows(runs):
+        shown = {"run": row["label"], "status": row["status"], "variant": _dash(row["variant"])}
+        shown["seed"] = _dash(row["seed"])
+        shown.update({CONFIG_HEADERS.get(c, c): _dash(row[c]) for c, _ in CONFIG_COLUMNS})
+        shown.update({metric_header(k): pct(row[k]) for k in DISPLAY_METRICS})
+        shown["best ep"] = _dash(row["best_epoch"])
+        shown["epochs"] = _dash(row["epochs"])
+        time_s, loss = row["wall_time_s"], row["initial_loss"]
+        shown["time s"] = "-" if time_s is None else f"{float(time_s):.1f}"
+        shown["init loss"] = "-" if loss is None else f"{float(loss):.3f}"
+        shown["note"] = _dash(row["note"])
+        cells.append(shown)
+    return pd.DataFrame(cells)
+
+
 def _md_cell(text: str, limit: int = 120) -> str:
-    text = " ".join(text.split())
+    text = " ".join(str(text).split())
     if len(text) > limit:
         text = text[: limit - 3] + "..."
-    return text.replace("|", "\\|")
+    return text.replace("|", "\\|")  # tabulate does not escape the column separator
 
 
-# Markdown/HTML show a narrower table: paths and raw counts live in the CSV.
-DISPLAY_COLUMNS = (
-    ("label", "run"),
-    ("status", "status"),
-    ("variant", "variant"),
-    ("model", "model"),
-    ("n", "n"),
-    ("head", "head"),
-    ("norm", "norm"),
-    ("batch_size", "bs"),
-    ("optimizer", "opt"),
-    ("lr", "lr"),
-    ("weight_decay", "wd"),
-    ("l1", "l1"),
-    *((k, k.replace("/", " ").replace("f1_", "f1 ") + " %") for k in METRIC_KEYS),
-    ("best_epoch", "best ep"),
-    ("epochs", "epochs"),
-    ("wall_time_s", "time s"),
-    ("initial_loss", "init loss"),
-    ("note", "note"),
-)
-
-
-def display_table(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
-    """(headers, cells) shared by the Markdown and HTML tables."""
-    headers = [h for _, h in DISPLAY_COLUMNS]
-    body = []
-    for row in summary_rows(runs):
-        cells = []
-        for key, _ in DISPLAY_COLUMNS:
-            value = row[key]
-            if key in METRIC_KEYS:
-                cells.append(_pct(value))
-            elif key == "wall_time_s":
-                cells.append("-" if value is None else f"{float(value):.1f}")
-            elif key == "initial_loss":
-                cells.append("-" if value is None else f"{float(value):.3f}")
-            else:
-                cells.append("-" if value in (None, "") else _plain(value))
-        body.append(cells)
-    return headers, body
+def markdown(frame: pd.DataFrame) -> str:
+    """A pipe table of a frame of strings (numbers already formatted: no re-parsing)."""
+    escaped = frame.map(_md_cell).rename(columns=_md_cell)
+    return escaped.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def markdown_table(headers: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(_md_cell(h) for h in headers) + " |"]
-    lines.append("|" + "|".join("---" for _ in headers) + "|")
-    lines += ["| " + " | ".join(_md_cell(c) for c in cells) + " |" for cells in body]
-    return "\n".join(lines) + "\n"
+    return markdown(pd.DataFrame(body, columns=headers))
 
 
 def initial_loss_note(runs: list[Run]) -> str:
@@ -148,26 +159,3 @@ def initial_loss_note(runs: list[Run]) -> str:
     classes = sorted({len(r.results.get("class_names") or []) or 10 for r in runs})
     refs = ", ".join(f"ln({c}) = {math.log(c):.3f}" for c in classes)
     return f"Initial loss of an untrained net with uniform predictions should be close to {refs}.\n"
-
-
-def status_counts(runs: list[Run]) -> str:
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[run.status] = counts.get(run.status, 0) + 1
-    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-
-
-def summary_markdown(runs: list[Run], title: str, sanity_md: str = "") -> str:
-    headers, body = display_table(runs)
-    parts = [
-        f"# {title}\n",
-        f"{len(runs)} runs ({status_counts(runs)}). Accuracies and F1 scores are final values "
-        "in percent; `-` means not available.\n",
-        markdown_table(headers, body),
-    ]
-    note = initial_loss_note(runs)
-    if note:
-        parts.append(note)
-    if sanity_md:
-        parts.append(sanity_md)
-    return "\n".join(parts)

@@ -1,0 +1,197 @@
+"""`--baseline KEY=VALUE`: each variant's difference to the baseline on the test metrics.
+
+Which interval (see `project.report.stats`), decided per metric from the runs' finite values:
+
+1. `paired_t`  – both variants have the same seeds (at least 2, each seed once): the t-interval of
+   the per-seed differences.
+2. `welch_t`   – otherwise, with at least 2 runs on each side: Welch's t-interval.
+3. `bootstrap` – one run on each side (test accuracy only): a paired bootstrap over the test
+   images of the two runs' saved `test_predictions.npz`.
+4. `none`      – anything else (e.g. 1 run against 3, or no saved predictions): the difference of
+   the means without an interval, and a note saying why.
+
+When several variants match the baseline (e.g. `norm=bn` at two batch sizes), each variant is
+compared with the baseline whose other settings equal its own.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from project.errors import UserError
+from project.report.predictions import read_predictions
+from project.report.runs import natural_key
+from project.report.stats import (
+    BOOTSTRAP_RESAMPLES,
+    Difference,
+    bootstrap_accuracy_difference,
+    paired_difference,
+    welch_difference,
+)
+from project.report.tables import to_csv
+from project.report.variants import Variant, matches, parse_baseline, settings_without
+
+#: The metrics compared; test micro F1 is left out because it equals test accuracy.
+COMPARED_METRICS = ("test/acc", "test/f1_macro")
+METRIC_WORDS = {"test/acc": "Test accuracy", "test/f1_macro": "Test macro F1"}
+COMPARISON_INTRO = (
+    "Each variant minus its baseline, in percentage points, with a 95% interval; "
+    "\u201cdistinguishable from noise\u201d means the interval excludes 0. "
+    "Full precision and the test used are in comparison.csv."
+)
+
+
+@dataclass
+class Comparison:
+    variant: Variant
+    baseline: Variant | None
+    metric: str
+    result: Difference
+    n: int = 0
+    n_baseline: int = 0
+
+
+def _finite(variant: Variant, metric: str) -> list[float]:
+    return [v for v in variant.values(metric) if v is not None and math.isfinite(v)]
+
+
+def _bootstrap(variant: Variant, baseline: Variant) -> Difference:
+    preds = [read_predictions(v.runs[0].path) for v in (variant, baseline)]
+    if any(p is None for p in preds):
+        return Difference("none", None, note="single runs without test_predictions.npz")
+    a, b = preds
+    if not np.array_equal(a.target, b.target):
+        return Difference("none", None, note="the runs' test predictions cover different images")
+    result = bootstrap_accuracy_difference(a.pred, b.pred, a.target)
+    note = f"{a.target.size} test images, {BOOTSTRAP_RESAMPLES} resamples"
+    return Difference(result.test, result.diff, result.lo, result.hi, note=note)
+
+
+def difference(variant: Variant, baseline: Variant, metric: str) -> Comparison:
+    """`variant` − `baseline` on `metric`, with the interval the runs allow (module docstring)."""
+    a, b = _finite(variant, metric), _finite(baseline, metric)
+    by_a, by_b = variant.by_seed(metric), baseline.by_seed(metric)
+    if by_a is not None and by_b is not None and len(by_a) >= 2 and set(by_a) == set(by_b):
+        seeds = sorted(by_a, key=natural_key)
+        result = paired_difference([by_a[s] for s in seeds], [by_b[s] for s in seeds])
+    elif len(a) >= 2 and len(b) >= 2:
+        result = welch_difference(a, b)
+    elif len(a) == len(b) == 1 == len(variant.runs) == len(baseline.runs):
+        if metric == "test/acc":
+            result = _bootstrap(variant, baseline)
+        else:
+            result = Difference("none", None, note="the bootstrap covers test accuracy only")
+        if result.diff is None:  # no predictions: still show the point difference
+            result = Difference("none", a[0] - b[0], note=result.note)
+    else:
+        diff = float(np.mean(a) - np.mean(b)) if a and b else None
+        result = Difference(
+            "none", diff, note=f"too few runs for an interval ({len(a)} vs {len(b)})"
+        )
+    return Comparison(variant, baseline, metric, result, len(a), len(b))
+
+
+def compare_to_baseline(variants: list[Variant], spec: str) -> list[Comparison]:
+    """Every non-baseline variant against its baseline, for each metric in COMPARED_METRICS."""
+    key, value = parse_baseline(spec)
+    bases = [v for v in variants if matches(v, key, value)]
+    if not bases:
+        seen = sorted({str(v.setting(key)) for v in variants}, key=natural_key)
+        raise UserError(
+            f"--baseline {spec}: no variant has {key}={value}. Values of {key} in these runs: "
+            f"{', '.join(seen)}. Pass one of them, e.g. --baseline {key}={seen[0]}."
+        )
+    out = []
+    for variant in variants:
+        if variant in bases:
+            continue
+        if len(bases) == 1:
+            base = bases[0]
+        else:
+            mine = settings_without(variant, key)
+            base = next((b for b in bases if settings_without(b, key) == mine), None)
+        for metric in COMPARED_METRICS:
+            if base is None:
+                note = f"several variants have {key}={value}; none matches the other settings"
+                out.append(Comparison(variant, None, metric, Difference("none", None, note=note)))
+            else:
+                out.append(difference(variant, base, metric))
+    return out
+
+
+COMPARISON_COLUMNS = (
+    "variant", "baseline", "metric", "test", "n", "n_baseline", "diff", "ci95_lo", "ci95_hi",
+    "df", "distinguishable", "note",
+)  # fmt: skip
+
+
+def comparison_csv(comparisons: list[Comparison]) -> str:
+    """comparison.csv: one row per variant and metric, differences as fractions (not points)."""
+    rows = [
+        {
+            "variant": c.variant.label,
+            "baseline": c.baseline.label if c.baseline else "",
+            "metric": c.metric,
+            "test": c.result.test,
+            "n": c.n,
+            "n_baseline": c.n_baseline,
+            "diff": c.result.diff,
+            "ci95_lo": c.result.lo,
+            "ci95_hi": c.result.hi,
+            "df": c.result.df,
+            "distinguishable": c.result.distinguishable,
+            "note": c.result.note,
+        }
+        for c in comparisons
+    ]
+    return to_csv(rows, COMPARISON_COLUMNS)
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.2f}".replace("-", "\u2212")  # a real minus sign, as in print
+
+
+def _how(c: Comparison) -> str:
+    r = c.result
+    if r.test == "paired_t":
+        return f"paired over {c.n} seeds"
+    if r.test == "welch_t":
+        return f"Welch over {c.n} and {c.n_baseline} seeds"
+    if r.test == "bootstrap":
+        return f"paired bootstrap over the test images of single runs ({r.note})"
+    return f"no interval: {r.note}"
+
+
+def sentence(c: Comparison) -> str:
+    """'GN − BN: −1.20 points [−2.90, +0.50], paired over 3 seeds: not distinguishable ...'"""
+    base = c.baseline.label if c.baseline else "baseline"
+    head = f"{c.variant.label} \u2212 {base}: "
+    if c.result.diff is None:
+        return head + f"no difference available ({c.result.note})."
+    head += f"{_points(c.result.diff)} points"
+    verdict = c.result.distinguishable
+    if verdict is None:
+        return head + f", {_how(c)}."
+    interval = f" [{_points(c.result.lo)}, {_points(c.result.hi)}]"
+    word = "distinguishable" if verdict else "not distinguishable"
+    return head + interval + f", {_how(c)}: {word} from noise."
+
+
+def comparison_markdown(comparisons: list[Comparison], spec: str) -> str:
+    """A section with one sentence per variant and metric."""
+    if not comparisons:
+        return ""
+    lines = [
+        f"## Differences to the baseline ({spec})\n",
+        COMPARISON_INTRO + "\n",
+    ]
+    for metric in COMPARED_METRICS:
+        chosen = [c for c in comparisons if c.metric == metric]
+        if chosen:
+            lines.append(f"{METRIC_WORDS[metric]}:\n")
+            lines += [f"- {sentence(c)}" for c in chosen]
+            lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,191 @@
+"""Variants: runs that differ only in their seed, so that their spread measures noise.
+
+A run's **variant key** is every setting it records, except the ones in `NON_VARIANT_KEYS`:
+
+- the flat config summary in results.json (`config`: model, n, head, shortcut, activation, norm,
+  batch_size, optimizer, lr, weight_decay, l1, scheduler, data, augment, max_epochs, ...), and
+- its command-line overrides (results.json `overrides`, else `.hydra/overrides.yaml`), by key.
+
+Left out: `seed` (what varies within a variant), `resume` (continuing a run does not change what
+it trains) and `hydra.*` (where outputs go). So `norm=gn seed=1` and `norm=gn seed=2` are one
+variant, while `norm=gn` and `norm=gn norm.num_groups=8` are two even if the second equals the
+default: the report cannot know that. A run without results.json (interrupted) records no config;
+it joins the one variant with the same overrides, if there is exactly one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from project.errors import UserError
+from project.report.runs import Run, natural_key, override_key, status_counts
+
+NON_VARIANT_KEYS = ("seed", "resume")
+NON_VARIANT_PREFIXES = ("hydra.",)
+
+
+def _ignored(key: str) -> bool:
+    return key in NON_VARIANT_KEYS or key.startswith(NON_VARIANT_PREFIXES)
+
+
+def run_overrides(run: Run) -> dict[str, str]:
+    """{key: "key=value"} of the run's overrides that define its variant."""
+    found = {override_key(o): o for o in run.overrides}
+    return {k: o for k, o in found.items() if not _ignored(k)}
+
+
+def run_config(run: Run) -> dict[str, Any]:
+    return {k: v for k, v in run.config.items() if not _ignored(k)}
+
+
+def run_seed(run: Run) -> Any:
+    """The run's seed from its config summary, else from a `seed=` override (None if unknown)."""
+    seed = run.config.get("seed")
+    if seed is None:
+        seed = next((o.split("=", 1)[1] for o in run.overrides if override_key(o) == "seed"), None)
+    return seed
+
+
+def _key(config: dict[str, Any], overrides: dict[str, str]) -> str:
+    return json.dumps([config, sorted(overrides.values())], sort_keys=True, default=str)
+
+
+@dataclass
+class Variant:
+    """One variant: its label and its runs (one per seed, in table order)."""
+
+    label: str
+    runs: list[Run]
+
+    @property
+    def seeds(self) -> list[Any]:
+        return [run_seed(r) for r in self.runs]
+
+    def values(self, metric: str) -> list[float | None]:
+        """The final `metric` of each run (None where the run has none)."""
+        return [r.metrics.get(metric) for r in self.runs]
+
+    def by_seed(self, metric: str) -> dict[Any, float] | None:
+        """{seed: finite value}, or None when seeds are unknown or repeated (no pairing then)."""
+        seeds = self.seeds
+        if None in seeds or len(set(map(str, seeds))) != len(seeds):
+            return None
+        return {
+            str(s): v
+            for s, v in zip(seeds, self.values(metric))
+            if v is not None and math.isfinite(v)
+        }
+
+    def status(self) -> str:
+        """One status if every run shares it, else counts ("2 completed, 1 diverged")."""
+        statuses = {r.status for r in self.runs}
+        return statuses.pop() if len(statuses) == 1 else status_counts(self.runs)
+
+    def setting(self, key: str) -> Any:
+        """The value of `key` in the first run's config, else its override's value."""
+        first = self.runs[0]
+        if key in first.config:
+            return first.config[key]
+        override = run_overrides(first).get(key)
+        return override.split("=", 1)[1] if override and "=" in override else None
+
+
+def group_variants(runs: list[Run]) -> list[Variant]:
+    """Group `runs` (in their order) into variants, labelled and sorted by label."""
+    groups: dict[str, list[Run]] = {}
+    orphans = []
+    for run in runs:
+        if run.config:
+            groups.setdefault(_key(run_config(run), run_overrides(run)), []).append(run)
+        else:
+            orphans.append(run)
+    for run in orphans:
+        overrides = sorted(run_overrides(run).values())
+        same = [k for k, rs in groups.items() if sorted(run_overrides(rs[0]).values()) == overrides]
+        key = same[0] if len(same) == 1 else _key({}, run_overrides(run)) + run.path.as_posix()
+        groups.setdefault(key, []).append(run)
+    variants = [Variant("", rs) for rs in groups.values()]
+    _assign_labels(variants)
+    variants.sort(key=lambda v: natural_key(v.label))
+    return variants
+
+
+def _varying(items: list[dict[str, Any]]) -> set[str]:
+    keys = {k for d in items for k in d}
+    return {k for k in keys if len({json.dumps(d.get(k), default=str) for d in items}) > 1}
+
+
+def _assign_labels(variants: list[Variant]) -> None:
+    """Label by the overrides that differ between variants, else by the differing config values,
+    else by the norm/run name/directory; the first of these that tells all variants apart wins."""
+    overrides = [run_overrides(v.runs[0]) for v in variants]
+    configs = [run_config(v.runs[0]) for v in variants]
+    vary_o, vary_c = _varying(overrides), _varying(configs)
+    getters: list[Callable[[int, Variant], str]] = [
+        lambda i, v: " ".join(o for k, o in overrides[i].items() if k in vary_o),
+        lambda i, v: " ".join(f"{k}={configs[i][k]}" for k in sorted(vary_c) if k in configs[i]),
+        lambda i, v: v.runs[0].variant,
+        lambda i, v: str(v.runs[0].results.get("run_name") or ""),
+        lambda i, v: v.runs[0].path.name,
+    ]
+    for getter in getters:
+        labels = [getter(i, v) for i, v in enumerate(variants)]
+        if all(labels) and len(set(labels)) == len(labels):
+            break
+    else:  # nothing tells them apart: number the repeats of the first non-empty name
+        labels = [
+            next((g(i, v) for g in getters if g(i, v)), "run") for i, v in enumerate(variants)
+        ]
+        seen: dict[str, int] = {}
+        for i, label in enumerate(labels):
+            seen[label] = seen.get(label, 0) + 1
+            labels[i] = label if seen[label] == 1 else f"{label} #{seen[label]}"
+    for variant, label in zip(variants, labels):
+        variant.label = label
+
+
+def val_best(variants: list[Variant], metric: str = "val/acc") -> Variant | None:
+    """The variant with the highest mean validation accuracy (the first on ties); never test."""
+    best, best_mean = None, -math.inf
+    for variant in variants:
+        values = [v for v in variant.values(metric) if v is not None and math.isfinite(v)]
+        if values and sum(values) / len(values) > best_mean:
+            best, best_mean = variant, sum(values) / len(values)
+    return best
+
+
+def parse_baseline(text: str) -> tuple[str, str]:
+    """`"norm=bn"` -> ("norm", "bn"); a UserError for anything else."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise UserError(
+            f"--baseline {text!r} is not KEY=VALUE. Name the baseline by one setting its runs "
+            "share, e.g. --baseline norm=bn or --baseline batch_size=128."
+        )
+    return key.strip().lstrip("+~"), value.strip()
+
+
+def _same(value: Any, text: str) -> bool:
+    if isinstance(value, bool):
+        return str(value).lower() == text.lower()
+    return value is not None and str(value) == text
+
+
+def matches(variant: Variant, key: str, value: str) -> bool:
+    return _same(variant.setting(key), value)
+
+
+def settings_without(variant: Variant, key: str) -> str:
+    """The variant key with `key` (and its sub-keys such as `norm.num_groups`) left out."""
+
+    def keep(k: str) -> bool:
+        return k != key and not k.startswith(key + ".")
+
+    first = variant.runs[0]
+    config = {k: v for k, v in run_config(first).items() if keep(k)}
+    overrides = {k: o for k, o in run_overrides(first).items() if keep(k)}
+    return _key(config, overrides)

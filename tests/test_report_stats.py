@@ -1,0 +1,213 @@
+"""The report as a statistical instrument: variants over seeds, baseline differences with known
+answers (paired t, Welch, bootstrap) and selection on validation only.
+
+Runs are written by hand (results.json, csv/metrics.csv, test_predictions.npz) in tmp dirs, so
+no test trains anything. Figures: tests/test_report_figures.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from project.errors import UserError
+from project.report import make_report
+from project.report.compare import compare_to_baseline, difference
+from project.report.runs import load_runs
+from project.report.stats import bootstrap_accuracy_difference, summarize
+from project.report.variants import group_variants, val_best
+from tests.report_runs import read_csv, write_run
+
+
+def t_interval(x: np.ndarray) -> tuple[float, float, float]:
+    """(mean, lo, hi): the 95% t-interval, computed here independently of the report."""
+    half = stats.t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
+    return x.mean(), x.mean() - half, x.mean() + half
+
+
+BN_ACC = {1: 0.70, 2: 0.74, 3: 0.69}
+GN_ACC = {1: 0.66, 2: 0.71, 3: 0.64}
+
+
+@pytest.fixture()
+def seeds_sweep(tmp_path) -> Path:
+    """3 seeds x 2 norms, as `--multirun seed=1,2,3 norm=bn,gn` leaves them."""
+    for i, (norm, accs) in enumerate((("bn", BN_ACC), ("gn", GN_ACC))):
+        for j, (seed, acc) in enumerate(accs.items()):
+            write_run(tmp_path / "sweep" / str(3 * i + j), norm, seed, acc)
+    return tmp_path / "sweep"
+
+
+def test_summary_has_one_row_per_variant_with_numpy_mean_std(seeds_sweep, tmp_path):
+    make_report([seeds_sweep], tmp_path / "out")
+    rows = read_csv(tmp_path / "out" / "summary.csv")
+    assert [r["variant"] for r in rows] == ["norm=bn", "norm=gn"]
+    for row, accs in zip(rows, (BN_ACC, GN_ACC)):
+        x = np.array(list(accs.values()))
+        mean, lo, hi = t_interval(x)
+        assert row["n"] == "3" and row["test/acc_n"] == "3"
+        assert row["seeds"] == "1 2 3"
+        assert float(row["test/acc_mean"]) == pytest.approx(np.mean(x), rel=1e-12)
+        assert float(row["test/acc_std"]) == pytest.approx(np.std(x, ddof=1), rel=1e-12)
+        assert float(row["test/acc_ci95_lo"]) == pytest.approx(lo, rel=1e-12)
+        assert float(row["test/acc_ci95_hi"]) == pytest.approx(hi, rel=1e-12)
+        assert "test/f1_micro_mean" in row  # the CSV keeps micro F1 ...
+    assert len(read_csv(tmp_path / "out" / "runs.csv")) == 6  # ... and the per-run table stays
+    md = (tmp_path / "out" / "summary.md").read_text()
+    x = np.array(list(BN_ACC.values()))
+    assert f"{100 * x.mean():.2f} \u00b1 {100 * x.std(ddof=1):.2f} (3)" in md
+    assert "test f1 micro" not in md and "Micro F1 equals accuracy" in md  # ... tables do not
+
+
+def test_single_run_has_no_spread(tmp_path):
+    write_run(tmp_path / "r", "bn", 1, 0.7)
+    make_report([tmp_path / "r"], tmp_path / "out")
+    (row,) = read_csv(tmp_path / "out" / "summary.csv")
+    assert row["n"] == "1" and row["test/acc_mean"] == "0.7"
+    assert row["test/acc_std"] == row["test/acc_ci95_lo"] == row["test/acc_ci95_hi"] == ""
+    assert "70.00 (1)" in (tmp_path / "out" / "summary.md").read_text()
+
+
+def test_diverged_seed_is_counted_but_not_averaged(tmp_path):
+    for seed, acc in BN_ACC.items():
+        status = "diverged" if seed == 3 else "completed"
+        write_run(tmp_path / f"bn{seed}", "bn", seed, acc, status=status)
+    (variant,) = group_variants(load_runs([tmp_path]))
+    assert len(variant.runs) == 3 and variant.status() == "2 completed, 1 diverged"
+    assert summarize(variant.values("test/acc")).n == 2
+
+
+def test_paired_difference_known_answer(seeds_sweep, tmp_path):
+    make_report([seeds_sweep], tmp_path / "out", baseline="norm=bn")
+    rows = {r["metric"]: r for r in read_csv(tmp_path / "out" / "comparison.csv")}
+    acc = rows["test/acc"]
+    d = np.array([GN_ACC[s] - BN_ACC[s] for s in (1, 2, 3)])
+    mean, lo, hi = t_interval(d)
+    assert (acc["variant"], acc["baseline"], acc["test"]) == ("norm=gn", "norm=bn", "paired_t")
+    assert float(acc["diff"]) == pytest.approx(mean, rel=1e-12)
+    assert float(acc["ci95_lo"]) == pytest.approx(lo, rel=1e-12)
+    assert float(acc["ci95_hi"]) == pytest.approx(hi, rel=1e-12)
+    assert acc["df"] == "2.0" and acc["distinguishable"] == str(hi < 0 or lo > 0).lower()
+    assert rows["test/f1_macro"]["test"] == "paired_t"
+    md = (tmp_path / "out" / "summary.md").read_text()
+    verdict = "distinguishable" if hi < 0 else "not distinguishable"
+    expected = (
+        f"norm=gn \u2212 norm=bn: {100 * mean:+.2f} points [{100 * lo:+.2f}, {100 * hi:+.2f}], "
+        f"paired over 3 seeds: {verdict} from noise."
+    ).replace("-", "\u2212")
+    assert expected in md
+
+
+def test_paired_interval_excluding_zero_is_distinguishable(tmp_path):
+    for seed in (1, 2, 3):
+        write_run(tmp_path / f"bn{seed}", "bn", seed, 0.70 + 0.01 * seed)
+        write_run(tmp_path / f"gn{seed}", "gn", seed, 0.60 + 0.01 * seed + 0.001 * (seed == 2))
+    variants = group_variants(load_runs([tmp_path]))
+    (acc, _) = compare_to_baseline(variants, "norm=bn")
+    assert acc.result.test == "paired_t" and acc.result.distinguishable is True
+    assert acc.result.hi < 0
+
+
+def test_welch_on_unequal_seeds(tmp_path):
+    bn = {1: 0.70, 2: 0.74, 3: 0.69}
+    gn = {4: 0.66, 5: 0.72}
+    for seed, acc in bn.items():
+        write_run(tmp_path / f"bn{seed}", "bn", seed, acc)
+    for seed, acc in gn.items():
+        write_run(tmp_path / f"gn{seed}", "gn", seed, acc)
+    base, other = group_variants(load_runs([tmp_path]))
+    result = difference(other, base, "test/acc").result
+    a, b = np.array(list(gn.values())), np.array(list(bn.values()))
+    va, vb = a.var(ddof=1) / a.size, b.var(ddof=1) / b.size
+    df = (va + vb) ** 2 / (va**2 / (a.size - 1) + vb**2 / (b.size - 1))
+    half = stats.t.ppf(0.975, df) * np.sqrt(va + vb)
+    assert result.test == "welch_t"
+    assert result.diff == pytest.approx(a.mean() - b.mean(), rel=1e-12)
+    assert result.df == pytest.approx(df, rel=1e-12)
+    assert (result.lo, result.hi) == pytest.approx(
+        (a.mean() - b.mean() - half, a.mean() - b.mean() + half)
+    )
+    scipy_ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert (result.lo, result.hi) == pytest.approx((scipy_ci.low, scipy_ci.high), rel=1e-9)
+
+
+def test_bootstrap_identical_predictions_give_zero():
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 10, 500)
+    pred = np.where(rng.random(500) < 0.6, target, (target + 1) % 10)
+    result = bootstrap_accuracy_difference(pred, pred.copy(), target)
+    assert (result.diff, result.lo, result.hi) == (0.0, 0.0, 0.0)
+    assert result.distinguishable is False
+
+
+@pytest.mark.parametrize("k", [1, 30, 250])
+def test_bootstrap_known_difference(k):
+    n = 1000
+    target = np.arange(n) % 10
+    wrong = target.copy()
+    wrong[:k] = (target[:k] + 1) % 10  # wrong on exactly k images, right on the rest
+    result = bootstrap_accuracy_difference(target.copy(), wrong, target)
+    assert result.test == "bootstrap" and result.diff == k / n
+    # Resampling images makes the number of "right vs wrong" images Binomial(n, k/n): the
+    # percentile interval is that distribution's 2.5% and 97.5% quantiles, over n.
+    lo, hi = stats.binom.ppf([0.025, 0.975], n, k / n) / n
+    assert result.lo == pytest.approx(lo, abs=2 / n) and result.hi == pytest.approx(hi, abs=2 / n)
+    assert result.lo <= k / n <= result.hi
+    assert bootstrap_accuracy_difference(target, wrong, target) == result  # fixed seed
+
+
+def test_bootstrap_in_report_from_saved_predictions(tmp_path):
+    n, k = 400, 40
+    target = np.arange(n) % 3
+    wrong = target.copy()
+    wrong[:k] = (target[:k] + 1) % 3
+    write_run(tmp_path / "bn", "bn", 1, 1 - k / n, pred=wrong, target=target)
+    write_run(tmp_path / "gn", "gn", 1, 1.0, pred=target.copy(), target=target)
+    write_run(tmp_path / "ln", "ln", 1, 0.5)  # no predictions saved: no interval, said so
+    make_report([tmp_path], tmp_path / "out", baseline="norm=bn")
+    rows = [r for r in read_csv(tmp_path / "out" / "comparison.csv") if r["metric"] == "test/acc"]
+    by = {r["variant"].removeprefix("norm="): r for r in rows}
+    assert by["gn"]["test"] == "bootstrap" and float(by["gn"]["diff"]) == pytest.approx(k / n)
+    assert float(by["gn"]["ci95_lo"]) > 0 and by["gn"]["distinguishable"] == "true"
+    assert by["ln"]["test"] == "none" and by["ln"]["ci95_lo"] == ""
+    assert "test_predictions.npz" in by["ln"]["note"]
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "norm=gn \u2212 norm=bn: +10.00 points [" in md and "paired bootstrap" in md
+
+
+def test_baseline_matched_on_other_settings(tmp_path):
+    for bs in (8, 128):
+        for norm, acc in (("bn", 0.7), ("gn", 0.6)):
+            for seed in (1, 2):
+                write_run(
+                    tmp_path / f"{norm}{bs}_{seed}", norm, seed, acc + seed / 100, batch_size=bs
+                )
+    comparisons = compare_to_baseline(group_variants(load_runs([tmp_path])), "norm=bn")
+    pairs = {(c.variant.label, c.baseline.label) for c in comparisons}
+    assert pairs == {("norm=gn batch_size=8", "norm=bn batch_size=8"),
+                     ("norm=gn batch_size=128", "norm=bn batch_size=128")}  # fmt: skip
+
+
+def test_bad_baseline_is_a_user_error(seeds_sweep, tmp_path):
+    with pytest.raises(UserError, match="Values of norm in these runs: bn, gn"):
+        make_report([seeds_sweep], tmp_path / "out", baseline="norm=ln")
+    with pytest.raises(UserError, match="KEY=VALUE"):
+        make_report([seeds_sweep], tmp_path / "out", baseline="norm")
+
+
+def test_validation_best_chosen_by_val_even_when_test_disagrees(tmp_path):
+    write_run(tmp_path / "a", "bn", 1, test_acc=0.90, val_acc=0.60)
+    write_run(tmp_path / "b", "gn", 1, test_acc=0.50, val_acc=0.70)
+    variants = group_variants(load_runs([tmp_path]))
+    assert val_best(variants).label == "norm=gn"
+    make_report([tmp_path], tmp_path / "out")
+    rows = read_csv(tmp_path / "out" / "summary.csv")
+    assert [(r["variant"], r["val_best"]) for r in rows] == [
+        ("norm=bn", "false"),
+        ("norm=gn", "true"),
+    ]
+    md = (tmp_path / "out" / "summary.md").read_text()
+    assert "Val best here: norm=gn." in md and "never ranked" in md

@@ -2,42 +2,42 @@
 
     python experiments/table.py experiments/norm_comparison/summary.csv [more.csv ...]
 
-The full table (every config column, train/val/test × acc/F1) is the report's summary.md beside it;
-this one keeps what a reader compares: the run, val/test accuracy, test macro F1, epochs, time.
+One row per variant (runs that differ only in seed): accuracies as mean ± std over the seeds
+(n = number of runs; a single run has no std), the validation-best variant marked with *.
+The full tables are the report's summary.md (variants) and runs.csv (every run) beside it.
 """
 
-import csv
 import sys
 
-COLUMNS = [
-    ("run", "label"),
-    ("status", "status"),
-    ("train acc %", "train/acc"),
+import pandas as pd
+
+METRICS = [
     ("val acc %", "val/acc"),
     ("test acc %", "test/acc"),
-    ("test F1 micro %", "test/f1_micro"),
     ("test F1 macro %", "test/f1_macro"),
-    ("best epoch", "best_epoch"),
-    ("epochs", "epochs"),
-    ("time s", "wall_time_s"),
 ]
-PERCENT = {"train/acc", "val/acc", "test/acc", "test/f1_micro", "test/f1_macro"}
 
 
-def cell(row: dict, key: str) -> str:
-    value = row.get(key, "")
-    if key in PERCENT and value not in ("", None):
-        return f"{100 * float(value):.1f}"
-    return value or "-"
+def mean_std(row: pd.Series, key: str, scale: float = 100.0, digits: int = 1) -> str:
+    mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
+    if pd.isna(mean):
+        return "-"
+    text = f"{scale * mean:.{digits}f}"
+    return text if pd.isna(std) else f"{text} ± {scale * std:.{digits}f}"
 
 
 def main(paths: list[str]) -> None:
-    print("| " + " | ".join(name for name, _ in COLUMNS) + " |")
-    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(COLUMNS))) + "|")
+    header = ["variant", "n", *(name for name, _ in METRICS), "epochs", "time s", "status"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
     for path in paths:
-        with open(path) as f:
-            for row in csv.DictReader(f):
-                print("| " + " | ".join(cell(row, key) for _, key in COLUMNS) + " |")
+        for _, row in pd.read_csv(path).iterrows():
+            best = "*" if str(row.get("val_best")).lower() == "true" else ""
+            cells = [f"{row['variant']}{best}", str(row["n"])]
+            cells += [mean_std(row, key) for _, key in METRICS]
+            cells += [mean_std(row, "epochs", 1, 0), mean_std(row, "wall_time_s", 1, 0)]
+            cells.append(str(row.get("status", "")))
+            print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,17 @@ TINY = [
 ]
 
 
+# Long enough epochs (80 steps of 16 images) that a test can act in the middle of one.
+RESUMABLE = [
+    "data.train_size=1600",
+    "data.val_size=320",
+    "batch_size=16",
+    "data.augment=true",
+    "deterministic=true",
+    "trainer.max_epochs=3",
+]
+
+
 def cli(module: str, *args: str, cwd: Path = REPO, timeout: int = 300, env=None):
     """Run `python -m <module> args...` as a user would; return the CompletedProcess."""
     full_env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true", **(env or {})}

@@ -15,16 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import REPO, TINY, cli, read_results, train
-
-SLOW_ENOUGH = [  # ~80 steps per epoch: time to act while a run is in the middle of an epoch
-    "data.train_size=1600",
-    "data.val_size=320",
-    "batch_size=16",
-    "data.augment=true",
-    "deterministic=true",
-    "trainer.max_epochs=3",
-]
+from tests.helpers import REPO, RESUMABLE, TINY, cli, read_results, train
 
 
 def popen_train(run_dir: Path | None, *overrides: str, cwd: Path = REPO) -> subprocess.Popen:
@@ -72,6 +63,13 @@ def steps_logged(run_dir: Path, epoch: int) -> int:
         )
 
 
+def csv_column(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    import csv
+
+    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
+        return [(int(r["step"]), float(r[key])) for r in csv.DictReader(f) if r.get(key)]
+
+
 def one_paragraph(stderr: str) -> str:
     """The `[normres] error:` paragraph; asserts there is no traceback."""
     assert "Traceback" not in stderr, stderr[-3000:]
@@ -91,7 +89,7 @@ def test_last_checkpoint_is_the_last_epoch_even_when_val_is_flat(tmp_path):
 
 # 2. a checkpoint that cannot be written fails the run
 def test_unwritable_checkpoint_dir_mid_run_fails_the_run(tmp_path):
-    proc = popen_train(tmp_path, *SLOW_ENOUGH)
+    proc = popen_train(tmp_path, *RESUMABLE)
     ckpt_dir = tmp_path / "checkpoints"
     wait_for(lambda: (ckpt_dir / "last.ckpt").is_file(), proc, "the first checkpoint")
     # Root ignores permission bits, so make the dir unusable for anyone: replace it by a file.
@@ -202,9 +200,9 @@ def test_two_runs_started_in_the_same_second_get_two_dirs(tmp_path):
 
 
 def test_a_second_process_refuses_a_run_dir_in_use(tmp_path):
-    first = popen_train(tmp_path, *SLOW_ENOUGH)
+    first = popen_train(tmp_path, *RESUMABLE)
     wait_for(lambda: steps_logged(tmp_path, 0) > 0, first, "the first run to start")
-    second = train(tmp_path, *SLOW_ENOUGH)
+    second = train(tmp_path, *RESUMABLE)
     assert second.returncode == 2
     message = one_paragraph(second.stderr)
     assert "in use by a running training process" in message and f"pid {first.pid}" in message
@@ -244,7 +242,7 @@ def test_a_job_without_results_counts_as_failed(tmp_path):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("uninterrupted")
-    proc = train(run_dir, *SLOW_ENOUGH)
+    proc = train(run_dir, *RESUMABLE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir
 
@@ -255,7 +253,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     ids=["sigterm-mid-epoch-1", "sigint-mid-epoch-1", "sigint-mid-epoch-0"],
 )
 def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig, code, epoch):
-    proc = popen_train(tmp_path, *SLOW_ENOUGH)
+    proc = popen_train(tmp_path, *RESUMABLE)
     wait_for(lambda: steps_logged(tmp_path, epoch) >= 5, proc, f"the middle of epoch {epoch}")
     proc.send_signal(sig)
     stderr = finish(proc, timeout=120)
@@ -268,12 +266,30 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig
         last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
         assert last["epoch"] == epoch - 1 and last["global_step"] == 80 * epoch
 
-    resumed = train(tmp_path, *SLOW_ENOUGH, "resume=true")
+    resumed = train(tmp_path, *RESUMABLE, "resume=true")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     expected, got = read_results(uninterrupted), read_results(tmp_path)
     assert got["status"] == "completed" and got["epochs"] == 3
     assert got["metrics"] == expected["metrics"] and got["best_epoch"] == expected["best_epoch"]
     assert read_results(tmp_path / "attempts" / "1")["status"] == "interrupted"
+
+
+def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, uninterrupted):
+    proc = popen_train(tmp_path, *RESUMABLE)
+    wait_for(lambda: steps_logged(tmp_path, 1) >= 5, proc, "the middle of epoch 1")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (tmp_path / "results.json").exists()
+
+    resumed = train(tmp_path, *RESUMABLE, "resume=true")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected, got = read_results(uninterrupted), read_results(tmp_path)
+    assert got["status"] == "completed" and got["epochs"] == expected["epochs"] == 3
+    assert got["metrics"] == expected["metrics"]
+    assert got["best_epoch"] == expected["best_epoch"]
+    # The CSV history continues: each step and epoch logged once, same values as uninterrupted.
+    assert csv_column(tmp_path, "train/loss_step") == csv_column(uninterrupted, "train/loss_step")
+    assert csv_column(tmp_path, "val/acc") == csv_column(uninterrupted, "val/acc")
 
 
 # 7. every config value is range-checked before training

@@ -82,6 +82,14 @@ def run_main(module, args: list[str], capsys) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
+def csv_column(run_dir: Path, key: str) -> list[tuple[int, float]]:
+    """(step, value) of every row of the run's CSV log that has `key`."""
+    import csv
+
+    with open(Path(run_dir) / "csv" / "metrics.csv", newline="") as f:
+        return [(int(r["step"]), float(r[key])) for r in csv.DictReader(f) if r.get(key)]
+
+
 def read_results(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "results.json").read_text())
 

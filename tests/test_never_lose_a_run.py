@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers import REPO, RESUMABLE, TINY, cli, read_results, train
+from tests.helpers import REPO, RESUMABLE, TINY, cli, csv_column, read_results, train
 
 
 def popen_train(run_dir: Path | None, *overrides: str, cwd: Path = REPO) -> subprocess.Popen:
@@ -61,13 +61,6 @@ def steps_logged(run_dir: Path, epoch: int) -> int:
         return sum(
             1 for r in csv.DictReader(f) if r.get("train/loss_step") and r["epoch"] == str(epoch)
         )
-
-
-def csv_column(run_dir: Path, key: str) -> list[tuple[int, float]]:
-    import csv
-
-    with open(run_dir / "csv" / "metrics.csv", newline="") as f:
-        return [(int(r["step"]), float(r[key])) for r in csv.DictReader(f) if r.get(key)]
 
 
 def one_paragraph(stderr: str) -> str:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tests.helpers import TINY, cli, read_results, train
+from tests.helpers import TINY, cli, csv_column, read_results, train
 
 
 def test_divergence_is_recorded_and_exits_cleanly(tmp_path):

@@ -30,11 +30,34 @@ report() {  # report OUT TITLE [run dirs...]: into experiments/OUT (runs: multir
     $PY -m project.report "${@:-multirun/cpu/$study}" --out "experiments/$study" --title "$title"
 }
 
-labs() {
-    for lab in lab_baseline lab_lr_decay lab_augment lab_bn lab_swish lab_lr_sweep lab_l2_sweep \
-        lab_l1_vs_l2; do
-        sweep "$lab" "$lab" trainer.max_epochs=20
-        report "$lab" "ECE661 lab: $lab (SimpleNN, cifar10-mini, 20 epochs)"
+keep_records() {  # keep_records STUDY: each job's record -> experiments/STUDY/runs/<job> (committed)
+    $PY - "$1" <<'PYEOF'
+import sys
+from pathlib import Path
+from project.studies.queue import save_record
+study = sys.argv[1]
+for job in sorted(Path(f"multirun/cpu/{study}").glob("*/results.json")):
+    save_record(job.parent, Path(f"experiments/{study}/runs/{job.parent.name}"))
+PYEOF
+}
+
+# Each lab's baseline for the report's comparisons (the lab's default setting).
+declare -A LAB_BASELINE=(
+    [lab_lr_decay]=scheduler.decay=0.5 [lab_augment]=data.augment=true [lab_bn]=norm=none
+    [lab_swish]=model.activation=relu [lab_lr_sweep]=optimizer.lr=0.01
+    [lab_l2_sweep]=optimizer.weight_decay=1e-4 [lab_l1_vs_l2]=regularization.l1=0
+)
+LAB_EPOCHS=${LAB_EPOCHS:-10}
+LAB_SEEDS=${LAB_SEEDS:-0,1,2}
+LABS=${LABS:-"lab_baseline lab_lr_decay lab_augment lab_bn lab_swish lab_lr_sweep lab_l2_sweep lab_l1_vs_l2"}
+
+labs() {  # every lab with 3 seeds (LAB_SEEDS) and LAB_EPOCHS epochs; LABS picks a subset
+    for lab in $LABS; do
+        sweep "$lab" "$lab" "trainer.max_epochs=$LAB_EPOCHS" "seed=$LAB_SEEDS"
+        keep_records "$lab"
+        local baseline=${LAB_BASELINE[$lab]:-}
+        report "$lab" "ECE661 lab: $lab (SimpleNN, cifar10-mini, $LAB_EPOCHS epochs, seeds $LAB_SEEDS)" \
+            "multirun/cpu/$lab" ${baseline:+--baseline "$baseline"}
     done
 }
 

@@ -79,7 +79,7 @@ class ImageDataModule(L.LightningDataModule):
         resident: bool | str = "auto",
         eval_splits: Sequence[str] = ("test",),
         stats: Mapping[str, Any] | None = None,
-        clean_train_size: int | None = None,
+        clean_train_size: int | str | None = None,
     ) -> None:
         super().__init__()
         if stats is not None:
@@ -222,11 +222,12 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
-        """The val split; and, unless ``clean_train_size`` is 0, a second loader over a fixed
-        random subset of the train split (``clean_train_size`` images, by default as many as
-        val), evaluated like val — eval mode, no augmentation — so that train and val accuracy
-        per epoch are measured the same way (the running train accuracy is not: it averages
-        over an epoch of changing weights, augmented, in train mode)."""
+        """The val split; and, with ``clean_train_size`` set (a number of images, or ``"val"``:
+        as many as the val split — the training config's default), a second loader over a fixed
+        random subset of the train split, evaluated like val — eval mode, no augmentation — so
+        that train and val accuracy per epoch are measured the same way (the running train
+        accuracy is not: it averages over an epoch of changing weights, augmented, in train
+        mode)."""
         val = self._loader("val", train=False)
         subset = self._clean_train_subset()
         if subset is None:
@@ -239,9 +240,9 @@ class ImageDataModule(L.LightningDataModule):
 
     def _clean_train_subset(self) -> Tensor | None:
         n_train, n_val = self._splits["train"][1].shape[0], self._splits["val"][1].shape[0]
-        size = n_val if self.clean_train_size is None else int(self.clean_train_size)
-        if size <= 0:
+        if not self.clean_train_size:
             return None
+        size = n_val if self.clean_train_size == "val" else int(self.clean_train_size)
         perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(self.seed + 1))
         return perm[: min(size, n_train)].sort().values.to(self._splits["train"][1].device)
 

@@ -87,6 +87,16 @@ def validate_data_config(data_cfg: Mapping) -> None:
             f"split has 50000 images) or a float fraction of the train split in (0, 1), e.g. "
             f"data.val_size=5000 or data.val_size=0.1."
         )
+    clean = args.get("clean_train_size")
+    if not (
+        clean in (None, "val")
+        or (isinstance(clean, int) and not isinstance(clean, bool) and clean >= 0)
+    ):
+        raise UserError(
+            f"data.clean_train_size={clean!r} is invalid: the number of train images evaluated "
+            f"like val after each epoch (`train_clean/*`), `val` for as many as the val split, "
+            f"or 0 to switch it off."
+        )
     normalize = args.get("normalize")
     if normalize not in NORMALIZE:
         raise UserError(

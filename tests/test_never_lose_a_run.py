@@ -23,21 +23,24 @@ def popen_train(run_dir: Path | None, *overrides: str, cwd: Path = REPO) -> subp
     nobody reads while the test waits would fill up and block the run."""
     args = [*TINY, "trainer.enable_progress_bar=false", *overrides]
     args += [f"hydra.run.dir={run_dir}"] if run_dir else []
-    return subprocess.Popen(
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (open as long as the process runs)
+    proc = subprocess.Popen(
         [sys.executable, "-m", "project.train", *args],
         cwd=cwd,
         env={**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"},
         stdout=subprocess.DEVNULL,
-        stderr=tempfile.TemporaryFile(mode="w+"),
+        stderr=log,
         text=True,
     )
+    proc.stderr_log = log  # Popen sets .stderr only for PIPE
+    return proc
 
 
 def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
     """Wait for the process; return its stderr."""
     proc.wait(timeout=timeout)
-    proc.stderr.seek(0)
-    return proc.stderr.read()
+    proc.stderr_log.seek(0)
+    return proc.stderr_log.read()
 
 
 def wait_for(predicate, proc: subprocess.Popen, what: str, timeout: float = 240) -> None:

@@ -201,6 +201,7 @@ def _common_parent(paths: list[Path]) -> Path | None:
 def load_runs(paths: list[str | Path]) -> list[Run]:
     """Find, read, label and sort (by label, naturally) every run under `paths`."""
     runs = [load_run(p) for p in find_run_dirs(paths)]
+    runs = [r for r in runs if not r.results.get("debug")]  # debug=... presets: not experiments
     assign_labels(runs)
     runs.sort(key=lambda r: (natural_key(r.label), r.path.as_posix()))
     return runs

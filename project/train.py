@@ -37,6 +37,7 @@ from omegaconf import DictConfig
 from project.errors import RunDirRefused, find_user_error, report_error
 from project.results import RESULTS_FILE, read_results
 from project.training import ddp_jobs
+from project.training.compose import CONF_DIR
 from project.training.console import ConsoleLog, print_config_tree
 from project.training.parallel import configure_threads
 from project.training.resolvers import register as register_resolvers
@@ -187,7 +188,9 @@ def job_metric(run_dir: Path, metric: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# An absolute path: Hydra resolves a relative one against the calling module, which under a
+# console script (`normres-train`) is a package name, where conf/ is not importable.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float | None:
     code = run_job(cfg)
     if code in EXIT_CODES.values():

@@ -67,15 +67,15 @@ def run_job(cfg: DictConfig) -> int:
     child = ddp_jobs.is_ddp_child()  # DDP rank > 0: trains, records nothing (rank 0 does)
     ddp_jobs.start_job(str(run_dir), _overrides())
     try:
-        with ConsoleLog(run_dir, to_file=not child):
+        with ConsoleLog(run_dir, to_file=not child) as console:
             if not child:
                 print_config_tree(cfg)
-            return _run_job(cfg, run_dir, child)
+            return _run_job(cfg, run_dir, child, console)
     finally:
         ddp_jobs.end_job()
 
 
-def _run_job(cfg: DictConfig, run_dir: Path, child: bool) -> int:
+def _run_job(cfg: DictConfig, run_dir: Path, child: bool, console: ConsoleLog) -> int:
     owned = False  # True once the run dir's record belongs to this attempt
     previous_handlers = {
         s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)
@@ -92,6 +92,7 @@ def _run_job(cfg: DictConfig, run_dir: Path, child: bool) -> int:
         with nullcontext() if child else RunDirLock(run_dir):
             datamodule, ckpt_path = start_attempt(cfg, run_dir)
             owned = True
+            console.claim()  # train.log from here (what was printed so far included)
             train(cfg, run_dir, datamodule, ckpt_path)
         return 0
     except BaseException as err:
@@ -109,12 +110,13 @@ def _run_job(cfg: DictConfig, run_dir: Path, child: bool) -> int:
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
-    report_error(message)
     # Never write into a dir that is not this attempt's (refused, or holding another record).
     refused = isinstance(user_error, RunDirRefused)
-    if child:
-        return code
-    if owned or not (refused or (run_dir / RESULTS_FILE).exists()):
+    ours = not child and (owned or not (refused or (run_dir / RESULTS_FILE).exists()))
+    if ours:
+        console.claim()
+    report_error(message)
+    if ours:
         _record_failure(run_dir, cfg, message, detail)
     return code
 

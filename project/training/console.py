@@ -51,29 +51,60 @@ def print_config_tree(cfg: DictConfig) -> None:
     console.print(tree)
 
 
-class _Tee:
-    """A text stream writing to the console stream and the log file (without ANSI codes)."""
+class _LogSink:
+    """Where the copy of the console goes: held in memory until the run dir is this run's
+    (`claim`), then train.log. A run refused its dir (in use, another run's results) never
+    writes there; its console output is dropped from the copy."""
 
-    def __init__(self, stream, file):
-        self.stream = stream
-        self.file = file
+    def __init__(self):
+        self.file = None
+        self.pending: list[str] | None = []
 
-    def write(self, text: str) -> int:
-        self.stream.write(text)
-        if self.file is not None:
+    def write(self, text: str) -> None:
+        if self.pending is not None:
+            self.pending.append(_ANSI.sub("", text))
+        elif self.file is not None:
             try:
                 self.file.write(_ANSI.sub("", text))
             except (OSError, ValueError):  # a full disk or closed file must not stop training
                 self.file = None
+
+    def claim(self, path: Path) -> None:
+        if self.pending is None:
+            return
+        try:
+            self.file = open(path, "a", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
+            self.file.write("".join(self.pending))
+        except OSError:
+            self.file = None
+        self.pending = None
+
+    def close(self) -> None:
+        self.pending = None
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+class _Tee:
+    """A text stream writing to the console stream and to the log sink."""
+
+    def __init__(self, stream, sink: _LogSink):
+        self.stream = stream
+        self.sink = sink
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        self.sink.write(text)
         return len(text)
 
     def flush(self) -> None:
         self.stream.flush()
-        if self.file is not None:
+        if self.sink.file is not None:
             try:
-                self.file.flush()
+                self.sink.file.flush()
             except (OSError, ValueError):
-                self.file = None
+                self.sink.file = None
 
     def __getattr__(self, name):  # isatty, fileno, encoding, ...: the console's
         return getattr(self.stream, name)
@@ -87,7 +118,8 @@ def _console_stream(stream):
 
 
 class ConsoleLog:
-    """`with ConsoleLog(run_dir):` copies the job's stdout and stderr into run_dir/train.log
+    """`with ConsoleLog(run_dir) as log:` copies the job's stdout and stderr into
+    run_dir/train.log from the start of the job, once `log.claim()` says the dir is this run's
     (appended: a resumed run keeps the earlier attempts' log). With `to_file=False` (a DDP rank
     > 0, whose dir is rank 0's) only the duplicate Lightning lines are fixed."""
 
@@ -96,13 +128,15 @@ class ConsoleLog:
         self.to_file = to_file
         self._saved: dict = {}
 
-    def __enter__(self) -> ConsoleLog:
-        self.file = None
+    def claim(self) -> None:
+        """The run dir is this run's: write what was printed so far, and the rest as it comes."""
         if self.to_file:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(self.path, "a", encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
-        out = _Tee(_console_stream(sys.stdout), self.file)
-        err = _Tee(_console_stream(sys.stderr), self.file)
+            self.sink.claim(self.path)
+
+    def __enter__(self) -> ConsoleLog:
+        self.sink = _LogSink()
+        out = _Tee(_console_stream(sys.stdout), self.sink)
+        err = _Tee(_console_stream(sys.stderr), self.sink)
         self._saved = {"stdout": sys.stdout, "stderr": sys.stderr, "handlers": []}
         sys.stdout, sys.stderr = out, err
         # Logging handlers were created before the job, on the console streams: point them here.
@@ -130,5 +164,4 @@ class ConsoleLog:
             if type(handler) is logging.StreamHandler and isinstance(handler.stream, _Tee):
                 handler.setStream(_console_stream(handler.stream))
         logging.getLogger("lightning").propagate = self._saved["propagate"]
-        if self.file is not None:
-            self.file.close()
+        self.sink.close()

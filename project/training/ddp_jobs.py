@@ -23,7 +23,7 @@ import re
 
 JOB_ENV = "NORMRES_DDP_JOB"
 #: What Lightning's launcher sets in the parent's environment for its children.
-_DDP_ENV = ("LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+_DDP_ENV = ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 _ORIGINAL_ENV = {key: os.environ.get(key) for key in _DDP_ENV}
 # Characters a Hydra override value may hold unquoted (anything else is quoted).
 _PLAIN = re.compile(r"^[\w./:+\-@]+$")

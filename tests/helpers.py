@@ -52,6 +52,16 @@ def train(run_dir: Path, *overrides: str, tiny: bool = True, **kwargs):
     return cli("project.train", *args, **kwargs)
 
 
+def sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """A sweep of TINY jobs into sweep_dir (`--multirun` or a config in MULTIRUN mode); asserts
+    it succeeded."""
+    flags = [o for o in overrides if o.startswith("--")]  # argparse wants them first
+    rest = [o for o in overrides if o not in flags]
+    proc = cli("project.train", *flags, *TINY, *rest, f"hydra.sweep.dir={sweep_dir}", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
 def read_results(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "results.json").read_text())
 

@@ -39,6 +39,7 @@ from project.inference import (
     write_probability_csv,
 )
 from project.io import atomic_write, atomic_write_json, atomic_write_text
+from project.training.compose import CONF_DIR
 from project.training.evaluation import evaluate_splits
 
 SPLITS = ("test", "val", "train")
@@ -211,7 +212,7 @@ def evaluate(cfg: DictConfig) -> dict:
     return metrics
 
 
-@hydra.main(config_path="../conf", config_name="evaluate", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="evaluate", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_cli(evaluate, cfg)
 

@@ -31,6 +31,7 @@ from omegaconf.errors import MissingMandatoryValue
 
 from project.checkpoints import default_run_dir, export_weights
 from project.errors import UserError, run_cli
+from project.training.compose import CONF_DIR
 
 
 def default_out(ckpt: str | Path) -> Path:
@@ -59,7 +60,8 @@ def export(cfg: DictConfig) -> dict:
     return info
 
 
-@hydra.main(config_path="../conf", config_name="export", version_base="1.3")
+# Absolute: a relative path breaks the `normres-export` console script (see project.train).
+@hydra.main(config_path=str(CONF_DIR), config_name="export", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_cli(export, cfg)
 

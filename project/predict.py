@@ -34,6 +34,7 @@ from project.inference import (
     resolve_device,
     write_probability_csv,
 )
+from project.training.compose import CONF_DIR
 
 EXAMPLE = "`python -m project.predict ckpt=outputs/<date>/<time>/checkpoints/best.ckpt input=DIR`"
 
@@ -117,7 +118,7 @@ def predict(cfg: DictConfig) -> Path:
     return out
 
 
-@hydra.main(config_path="../conf", config_name="predict", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="predict", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     run_cli(predict, cfg)
 

@@ -4,7 +4,8 @@ evaluate.
     {"status": "completed" | "diverged" | "failed" | "interrupted",
      "metrics": {"train/acc": ..., ..., "test/f1_macro": ...},   # METRIC_KEYS, best checkpoint
      "best_epoch", "epochs", "params", "model_size_mb", "wall_time_s", "run_name", "variant",
-     "experiment", "overrides", "config": {flat settings}, "class_names", "confusion_matrix", ...}
+     "experiment", "overrides", "config": {flat settings}, "class_names", "confusion_matrix",
+     "debug": true | false (a `debug=...` preset: reports leave the run out), ...}
 
 Sizes are in MB of 10^6 bytes everywhere (`MB`). A run's final evaluation covers `SPLITS`.
 """
@@ -106,6 +107,7 @@ def write_results(run_dir: Path, cfg: Mapping, status: str, **fields) -> Path:
         "variant": _get(cfg, "norm_name"),
         "experiment": _get(cfg, "experiment_name"),
         "config": config_summary(cfg),
+        "debug": bool(_get(cfg, "debug_run")),
     }
     record.update(fields)
     return atomic_write_json(Path(run_dir) / RESULTS_FILE, record)

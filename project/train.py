@@ -4,11 +4,15 @@
     python -m project.train --multirun norm=bn,in,bin,ln,gn,none
     python -m project.train data=synthetic trainer.max_epochs=2          # offline, seconds
     python -m project.train data=folder data.root=../shared/data/cifar10-mini
+    normres-train ...                       # the same, as a console script (shell completion)
 
 A mistake in the config or the data stops the run with one paragraph saying what is wrong and
 how to fix it (exit code 2). In a `--multirun`, a failing job is recorded in its results.json
 (`status: "failed"`) and the sweep goes on; the sweep exits non-zero at the end. Ctrl-C or
 SIGTERM records `status: "interrupted"` and prints the command that resumes the run.
+
+`main` returns the run's `optimized_metric` (val/acc of the best checkpoint), which is what a
+sweeper such as Optuna (`hparams_search=...`) optimizes; None (a failed trial) if there is none.
 
 The flow (one module per step): validate (training/validation.py) -> claim the run dir
 (training/rundir.py, training/resume.py) -> build + fit + evaluate (training/run.py,
@@ -17,19 +21,25 @@ training/evaluation.py) -> results.json (project/results.py) -> `python -m proje
 
 from __future__ import annotations
 
+import math
 import signal
 import sys
 import tempfile
 import traceback
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from project.errors import RunDirRefused, find_user_error, report_error
-from project.results import RESULTS_FILE
+from project.results import RESULTS_FILE, read_results
+from project.training import ddp_jobs
+from project.training.compose import CONF_DIR
+from project.training.console import ConsoleLog, print_config_tree
+from project.training.parallel import configure_threads
 from project.training.resolvers import register as register_resolvers
 
 register_resolvers()
@@ -54,7 +64,18 @@ def run_job(cfg: DictConfig) -> int:
     """Run one job; never raise. Returns the exit code (0 ok, 1 crashed, 2 user error,
     130/143 interrupted)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
-    print(OmegaConf.to_yaml(cfg, resolve=False))
+    child = ddp_jobs.is_ddp_child()  # DDP rank > 0: trains, records nothing (rank 0 does)
+    ddp_jobs.start_job(str(run_dir), _overrides())
+    try:
+        with ConsoleLog(run_dir, to_file=not child) as console:
+            if not child:
+                print_config_tree(cfg)
+            return _run_job(cfg, run_dir, child, console)
+    finally:
+        ddp_jobs.end_job()
+
+
+def _run_job(cfg: DictConfig, run_dir: Path, child: bool, console: ConsoleLog) -> int:
     owned = False  # True once the run dir's record belongs to this attempt
     previous_handlers = {
         s: signal.signal(s, _raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)
@@ -63,12 +84,15 @@ def run_job(cfg: DictConfig) -> int:
         from project.training.validation import validate_config
 
         validate_config(cfg)  # config mistakes stop here, in a second: Lightning is not loaded yet
+        configure_threads(cfg.get("threads"), HydraConfig.get().launcher)
         from project.training.run import start_attempt, train
         from project.training.rundir import RunDirLock
 
-        with RunDirLock(run_dir):
+        # The run dir is rank 0's: a DDP child must not take (and be refused) its lock.
+        with nullcontext() if child else RunDirLock(run_dir):
             datamodule, ckpt_path = start_attempt(cfg, run_dir)
             owned = True
+            console.claim()  # train.log from here (what was printed so far included)
             train(cfg, run_dir, datamodule, ckpt_path)
         return 0
     except BaseException as err:
@@ -86,10 +110,13 @@ def run_job(cfg: DictConfig) -> int:
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
-    report_error(message)
     # Never write into a dir that is not this attempt's (refused, or holding another record).
     refused = isinstance(user_error, RunDirRefused)
-    if owned or not (refused or (run_dir / RESULTS_FILE).exists()):
+    ours = not child and (owned or not (refused or (run_dir / RESULTS_FILE).exists()))
+    if ours:
+        console.claim()
+    report_error(message)
+    if ours:
         _record_failure(run_dir, cfg, message, detail)
     return code
 
@@ -110,14 +137,32 @@ def _overrides() -> list[str]:
     return list(HydraConfig.get().overrides.task)
 
 
+def _output_dir_overrides(argv: list[str]) -> list[Path]:
+    """The hydra.run.dir / hydra.sweep.dir values given on the command line, parsed as Hydra
+    parses them (quotes removed, escapes applied); interpolations are left to Hydra."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    dirs = []
+    for arg in argv:
+        key = arg.partition("=")[0].lstrip("+~")
+        if arg.startswith("-") or key not in ("hydra.run.dir", "hydra.sweep.dir"):
+            continue
+        try:
+            (override,) = parser.parse_overrides([arg])
+            value = override.value()
+        except Exception:  # Hydra reports a malformed override itself, in its own words
+            continue
+        if isinstance(value, str) and "${" not in value:
+            dirs.append(Path(value))
+    return dirs
+
+
 def check_output_dir(argv: list[str]) -> None:
     """Fail early, in one paragraph, when the run/sweep dir cannot be written (Hydra would
     otherwise die with a traceback while creating it)."""
-    targets = [Path(".")]  # the default outputs/ and multirun/ live in the working directory
-    for arg in argv:
-        key, _, value = arg.partition("=")
-        if key.lstrip("+") in ("hydra.run.dir", "hydra.sweep.dir") and "${" not in value:
-            targets = [Path(value.strip("'\""))]
+    # The default outputs/ and multirun/ live in the working directory.
+    targets = _output_dir_overrides(argv)[-1:] or [Path(".")]
     for target in targets:
         try:
             target.mkdir(parents=True, exist_ok=True)
@@ -133,15 +178,38 @@ def check_output_dir(argv: list[str]) -> None:
             sys.exit(2)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> None:
+def job_metric(run_dir: Path, metric: str) -> float | None:
+    """The run's `metric` from its results.json (best checkpoint), None if it has none (a failed
+    run, or a NaN): what a sweeper optimizes, and a failed trial to Optuna."""
+    record = read_results(run_dir) or {}
+    value = (record.get("metrics") or {}).get(metric)
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+# An absolute path: Hydra resolves a relative one against the calling module, which under a
+# console script (`normres-train`) is a package name, where conf/ is not importable.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> float | None:
     code = run_job(cfg)
     if code in EXIT_CODES.values():
         sys.exit(code)  # an interrupt stops a whole sweep, not just its current job
     if code and HydraConfig.get().mode != RunMode.MULTIRUN:
         sys.exit(code)
+    return job_metric(Path(HydraConfig.get().runtime.output_dir), cfg.optimized_metric)
+
+
+def cli() -> None:
+    """`normres-train` and `python -m project.train`."""
+    # A DDP child started by Lightning runs its parent's job, not the parent's argv (ddp_jobs).
+    sys.argv = ddp_jobs.child_argv(sys.argv)
+    if not ddp_jobs.is_ddp_child():
+        check_output_dir(sys.argv[1:])
+    main()
 
 
 if __name__ == "__main__":
-    check_output_dir(sys.argv[1:])
-    main()
+    cli()

@@ -90,6 +90,16 @@ def csv_column(run_dir: Path, key: str) -> list[tuple[int, float]]:
         return [(int(r["step"]), float(r[key])) for r in csv.DictReader(f) if r.get(key)]
 
 
+def sweep(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """A sweep of TINY jobs into sweep_dir (`--multirun` or a config in MULTIRUN mode); asserts
+    it succeeded."""
+    flags = [o for o in overrides if o.startswith("--")]  # argparse wants them first
+    rest = [o for o in overrides if o not in flags]
+    proc = cli("project.train", *flags, *TINY, *rest, f"hydra.sweep.dir={sweep_dir}", timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
 def read_results(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "results.json").read_text())
 

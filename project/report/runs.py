@@ -207,6 +207,7 @@ def load_runs(paths: list[str | Path], progress: bool = True) -> list[Run]:
     dirs = find_run_dirs(paths)
     bar = tqdm(dirs, desc="reading runs", unit="run", disable=None if progress else True)
     runs = [load_run(p) for p in bar]
+    runs = [r for r in runs if not r.results.get("debug")]  # debug=... presets: not experiments
     assign_labels(runs)
     runs.sort(key=lambda r: (natural_key(r.label), r.path.as_posix()))
     return runs

@@ -9,16 +9,19 @@ TensorBoardLogger`). Two thin subclasses add what a run needs and Lightning does
   it and a new job never reuses another job's run), finished on every path: success, failure,
   interrupt. (Lightning's WandbLogger never calls `wandb.finish()`, so after a failed job the next
   job of a sweep logged into the failed job's run.)
+- `RunMLFlowLogger`: MLflow to a local `file:` store (in the run dir by default), which MLflow 3
+  refuses unless asked: a store without a server or database is what an offline run wants.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger, Logger, MLFlowLogger, WandbLogger
 
 from project.training.resume import csv_history_until
 
@@ -65,6 +68,16 @@ class RunWandbLogger(WandbLogger):
         self._experiment.summary["status"] = status
         self._experiment.finish(exit_code=0 if status in ("completed", "diverged") else 1)
         self._experiment = None
+
+
+class RunMLFlowLogger(MLFlowLogger):
+    """MLFlowLogger that may use a `file:` tracking store (MLflow >= 3 wants MLFLOW_ALLOW_FILE_STORE
+    for it; a database or server URI is passed through unchanged)."""
+
+    def __init__(self, tracking_uri: str | None = None, **kwargs):
+        if tracking_uri and tracking_uri.startswith("file:"):
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+        super().__init__(tracking_uri=tracking_uri, **kwargs)
 
 
 def build_loggers(logger_cfg: Mapping | None, run_dir: Path) -> list[Logger]:

@@ -78,6 +78,9 @@ def _validate_run(cfg: DictConfig) -> None:
     epochs = cfg.trainer.get("max_epochs")
     if not _is_int(epochs) or epochs < 1:
         _fail("trainer.max_epochs", epochs, "Train for at least one epoch.", "e.g. `100`.")
+    threads = cfg.get("threads")
+    if threads is not None and (not _is_int(threads) or threads < 1):
+        _fail("threads", threads, "Torch threads per job: a whole number >= 1, or null.", "`1`.")
     patience = cfg.early_stopping.patience
     if patience is not None and (not _is_int(patience) or patience < 0):
         _fail(

@@ -51,6 +51,10 @@ def run_job(cfg: DictConfig) -> int:
     print(OmegaConf.to_yaml(cfg, resolve=False))
     try:
         validate_config(cfg)  # config mistakes stop here, in a second: Lightning is not loaded yet
+        from project.hardware import precision_note
+
+        if note := precision_note(cfg.trainer):  # bf16 on the CPU: which path runs, does it pay
+            print(f"[normres] {note}")
         from project.training.run import train
 
         train(cfg, run_dir)

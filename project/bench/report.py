@@ -18,9 +18,11 @@ TITLES = {
     "data": "Data: input pipeline vs model training throughput",
 }
 SCRATCH_VS_TORCH = (
-    "ratio = scratch time / torch time (median over repeats; < 1 is faster). With --compile "
-    "both sides are compiled, and ratio_vs_eager = compiled scratch / torch uncompiled (its "
-    "layers as they ship), timed in the same interleaved rounds."
+    "ratio = scratch time / torch time (median over repeats; < 1 is faster), both in the "
+    "row's precision (bf16/fp16: under autocast) and layout. With --compile both sides are "
+    "compiled, and ratio_vs_eager = compiled scratch / torch uncompiled (its layers as they "
+    "ship), timed in the same interleaved rounds. Model part: ratio_vs_torch_bn = scratch / "
+    "torch's BatchNorm net (same conv weights, same rounds)."
 )
 RATIOS = {
     "layer": SCRATCH_VS_TORCH,

@@ -115,6 +115,7 @@ class NormalizeAffine(torch.autograd.Function):
         y, mix, a, m = _forward(x, weight, bias, rho, modes, eps, fixed, sync)
         # Only x and small (N, C) statistics are kept; y is not needed for backward.
         ctx.save_for_backward(x, weight, a)
+        ctx.set_materialize_grads(False)  # no zero tensors for the statistics' gradients
         ctx.mix, ctx.origin, ctx.stats, ctx.modes, ctx.sync = mix, m.origin, m.stats, modes, sync
         batch_mean, batch_var = m.mean_0, _unbiased(m.var_0, modes, m.stats[0].size)
         ctx.mark_non_differentiable(batch_mean, batch_var)
@@ -123,6 +124,8 @@ class NormalizeAffine(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g, _gmean, _gvar):  # noqa: D102
+        if g is None:  # only the (non-differentiable) statistics were used
+            return (None,) * 8
         x, weight, a = ctx.saved_tensors
         mix, stats, origin = ctx.mix, ctx.stats, ctx.origin
         # The two full-size reductions: Σ g and Σ g·xs over (H, W) (float32 (N, C) sums), with

@@ -95,22 +95,27 @@ def expand_like(coef: Tensor, x: Tensor) -> Tensor:
 
     NCHW: the (N, C, 1, 1) view. channels_last: a materialised (N, C, 1, W) tensor (W·C values
     per sample, C innermost like x), so that elementwise kernels see an inner loop of W·C
-    contiguous elements instead of C (see the module docstring).
+    contiguous elements instead of C (see the module docstring) — unless C alone fills two
+    512-bit vectors (64 bf16 or 32 float32 channels), where the view is as fast and costs no op.
     """
     coef = coef.to(x.dtype)
-    if not is_channels_last(x) or x.shape[3] == 1:
-        return coef[:, :, None, None]
     n, c = coef.shape
-    return coef[:, None, None, :].expand(n, 1, x.shape[3], c).contiguous().permute(0, 3, 1, 2)
+    w = x.shape[3]
+    if not is_channels_last(x) or w == 1 or c * x.element_size() >= 128:
+        return coef.view(n, c, 1, 1)  # NCHW, or C already spans two 512-bit vectors
+    return coef.repeat(1, w).as_strided((n, c, 1, w), (w * c, 1, w * c, c))
 
 
 def group_sum(t: Tensor, mode: Mode, sync: bool = False) -> Tensor:
-    """Sum (N, C) per-channel values over each group of `mode`, broadcast back to (N, C).
+    """Sum (N, C) per-channel values over each group of `mode`, broadcast back to (N, C)
+    ((1, C) for BN: it broadcasts against (N, C) alike).
 
     With `sync` and an over-batch mode, the sum also runs over all processes (all-reduce).
     """
     groups, over_batch = mode
     n, c = t.shape
+    if groups == c:  # BN, IN: one channel per group; (1, C) broadcasts like (N, C)
+        return _sum_over_processes(t.sum(0, keepdim=True), sync) if over_batch else t
     tg = t.reshape(n, groups, c // groups)
     s = tg.sum(dim=(0, 2) if over_batch else 2, keepdim=True)
     if over_batch:

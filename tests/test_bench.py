@@ -55,7 +55,7 @@ def test_quick_run_writes_tables(tmp_path):
 def test_quick_run_covers_every_precision_layout_and_batch_size(tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.run(
-        [sys.executable, "-m", "project.bench", "--quick", "--parts", "layer,model"]
+        [sys.executable, "-m", "project.bench", "--quick", "--parts", "layer,model,layout"]
         + ["--norms", "bn,gn", "--precision", "fp32,bf16", "--layouts", "nchw,channels_last"]
         + ["--out", out],
         cwd=ROOT,
@@ -76,6 +76,12 @@ def test_quick_run_covers_every_precision_layout_and_batch_size(tmp_path):
         assert float(r["ratio_vs_torch_bn"]) > 0 and float(r["torch_bn_ms"]) > 0
         if r["norm"] == "bn":
             assert r["ratio_vs_torch_bn"] == r["ratio"]
+    layout = [r for r in rows if r["part"] == "layout"]
+    assert {(r["norm"], r["precision"]) for r in layout} == {
+        (k, p) for k in ("bn", "gn") for p in ("fp32", "bf16")
+    }
+    for r in layout:
+        assert float(r["channels_last_ms"]) > 0 and float(r["nchw_ms"]) > 0
     md = (out / "bench.md").read_text()
     assert "cpu_bf16_path" in md and "loadavg_start" in md
     assert "| precision | layout |" in md

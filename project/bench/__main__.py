@@ -1,8 +1,9 @@
 """`python -m project.bench`: what the from-scratch layers and the framework cost, as ratios.
 
 Parts: `layer` (each scratch norm vs torch's), `model` (a ResNet training step, scratch vs
-torch layers), `framework` (a training epoch of `project.train`'s Lightning loop vs a bare
-PyTorch loop), `data` (input-pipeline images/s vs model training images/s, at batch 8 and 128).
+torch layers), `layout` (the scratch ResNet's training step, channels_last vs NCHW),
+`framework` (a training epoch of `project.train`'s Lightning loop vs a bare PyTorch loop),
+`data` (input-pipeline images/s vs model training images/s, at batch 8 and 128).
 One run measures the chosen parts, prints the table and writes it to `--out` as `bench.csv` and
 `bench.md`. Every ratio is a ratio of medians over `--repeats` rounds after warm-up, both sides
 timed interleaved in this one process; each part's table says which way round. Examples:
@@ -28,7 +29,7 @@ from pathlib import Path
 import torch
 
 from project.bench.layers import NORMS, QUICK_SHAPES, STAGE_SHAPES, bench_layers
-from project.bench.model_step import bench_model_step
+from project.bench.model_step import bench_layout, bench_model_step
 from project.bench.report import write_tables
 from project.bench.timing import CLOCKS, PRECISIONS, set_clock, setup_threads
 from project.errors import UserError
@@ -36,7 +37,7 @@ from project.hardware import bf16_path
 
 LAYOUTS = ("nchw", "channels_last")
 
-PARTS = ("layer", "model", "framework", "data")
+PARTS = ("layer", "model", "layout", "framework", "data")
 DEFAULT_PARTS = "layer,model,framework,data"
 
 
@@ -53,7 +54,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--batch-size",
         default="128",
-        help="comma list, e.g. 128,8 (layer and model parts; framework: the first; the data "
+        help="comma list, e.g. 128,8 (layer, model, layout parts; framework: the first; the data "
         "part: always 8 and 128)",
     )
     p.add_argument(
@@ -226,6 +227,18 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                     norms=args.norms,
                     channels_last=layout == "channels_last",
                     compile_model=args.compile,
+                    image_size=16 if quick else 32,
+                    warmup=1 if quick else 2,
+                    precision=precision,
+                )
+        elif part == "layout":
+            for b, precision in itertools.product(batches, args.precision):
+                rows += bench_layout(
+                    1 if quick else args.n,
+                    b,
+                    repeats,
+                    device,
+                    norms=args.norms,
                     image_size=16 if quick else 32,
                     warmup=1 if quick else 2,
                     precision=precision,

@@ -102,3 +102,50 @@ def bench_model_step(
         )
         print_row(rows[-1])
     return rows
+
+
+def bench_layout(
+    n: int,
+    batch_size: int,
+    repeats: int,
+    device: torch.device,
+    norms=NORMS,
+    image_size: int = 32,
+    warmup: int = 2,
+    precision: str = "fp32",
+) -> list[dict]:
+    """One row per norm kind: the scratch ResNet's training step channels_last vs NCHW.
+
+    Both are the same model (same weights, same batch), timed interleaved; ratio =
+    channels_last time / NCHW time, so > 1 means `channels_last=true` makes training slower.
+    """
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
+    y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    rows = []
+    for kind in norms:
+        torch.manual_seed(0)
+        nchw = ResNet(n, norm=kind).to(device).train()
+        cl = ResNet(n, norm=kind).to(device, memory_format=torch.channels_last).train()
+        cl.load_state_dict(nchw.state_dict())
+        fns = {
+            "nchw": _sgd_step(nchw, x, y, precision),
+            "channels_last": _sgd_step(cl, x_cl, y, precision),
+        }
+        t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
+        rows.append(
+            {
+                "part": "layout",
+                "norm": kind,
+                "shape": f"ResNet-{6 * n + 2} B={batch_size}",
+                "precision": precision,
+                "mode": "train step",
+                "timed": "fwd+loss+bwd+SGD, scratch norms",
+                "channels_last_ms": 1e3 * t["channels_last"],
+                "nchw_ms": 1e3 * t["nchw"],
+                "ratio": t["channels_last"] / t["nchw"],
+            }
+        )
+        print_row(rows[-1])
+    return rows

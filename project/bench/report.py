@@ -14,6 +14,7 @@ LAST = ("ratio", "note")
 TITLES = {
     "layer": "Layer: scratch norm vs torch",
     "model": "Model step: ResNet training step",
+    "layout": "Layout: the scratch ResNet's training step, channels_last vs NCHW",
     "framework": "Framework: one training epoch, Lightning (`project.train`) vs a bare loop",
     "data": "Data: input pipeline vs model training throughput",
 }
@@ -27,6 +28,8 @@ SCRATCH_VS_TORCH = (
 RATIOS = {
     "layer": SCRATCH_VS_TORCH,
     "model": SCRATCH_VS_TORCH,
+    "layout": "ratio = channels_last time / NCHW time (same model and batch, interleaved; > 1: "
+    "channels_last=true makes training slower).",
     "framework": "ratio = Lightning epoch time / bare-loop epoch time (median over each Lightning "
     "epoch after the warm-up vs the bare epochs just before and after it; 1 = no overhead).",
     "data": "ratio = pipeline img/s / model img/s (medians over repeats; higher is better: at "

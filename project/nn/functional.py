@@ -31,6 +31,10 @@ in one buffer. Only x (the input) and (N, C)-sized statistics are kept for backw
 full-size tensor matters on CPU: a fresh large allocation costs page faults comparable to the
 arithmetic. With fixed statistics only (BatchNorm's eval mode) no moments are needed at all:
 y = a·x + b'. Without autograd (validation, inference) the forward skips the autograd.Function.
+
+Mixed precision: for a bfloat16/float16 x (autocast) the statistics, coefficients and parameter
+gradients are float32, the full-size passes run in x's dtype and memory format, and y and dx
+come back in both; `project.nn.moments` says how (and which torch CPU paths that avoids).
 """
 
 from __future__ import annotations

@@ -84,6 +84,10 @@ def _run_job(cfg: DictConfig, run_dir: Path, child: bool, console: ConsoleLog) -
         from project.training.validation import validate_config
 
         validate_config(cfg)  # config mistakes stop here, in a second: Lightning is not loaded yet
+        from project.hardware import precision_note
+
+        if note := precision_note(cfg.trainer):  # bf16 on the CPU: which path runs, does it pay
+            print(f"[normres] {note}")
         configure_threads(cfg.get("threads"), HydraConfig.get().launcher)
         from project.training.run import start_attempt, train
         from project.training.rundir import RunDirLock

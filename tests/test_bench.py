@@ -53,6 +53,55 @@ def test_quick_run_writes_tables(tmp_path):
     assert "| ratio |" in md and "Model step" in md
 
 
+def test_quick_run_covers_every_precision_layout_and_batch_size(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "project.bench", "--quick", "--parts", "layer,model,layout"]
+        + ["--norms", "bn,gn", "--precision", "fp32,bf16", "--layouts", "nchw,channels_last"]
+        + ["--out", out],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(out / "bench.csv") as f:
+        rows = list(csv.DictReader(f))
+    grid = {(p, lay) for p in ("fp32", "bf16") for lay in ("nchw", "channels_last")}
+    for part in ("layer", "model"):
+        got = {(r["precision"], r["layout"]) for r in rows if r["part"] == part}
+        assert got == grid, part
+    model = [r for r in rows if r["part"] == "model"]
+    assert len(model) == 2 * 4
+    for r in model:
+        assert float(r["ratio_vs_torch_bn"]) > 0 and float(r["torch_bn_ms"]) > 0
+        if r["norm"] == "bn":
+            assert r["ratio_vs_torch_bn"] == r["ratio"]
+    layout = [r for r in rows if r["part"] == "layout"]
+    assert {(r["norm"], r["precision"]) for r in layout} == {
+        (k, p) for k in ("bn", "gn") for p in ("fp32", "bf16")
+    }
+    for r in layout:
+        assert float(r["channels_last_ms"]) > 0 and float(r["nchw_ms"]) > 0
+    md = (out / "bench.md").read_text()
+    assert "cpu_bf16_path" in md and "loadavg_start" in md
+    assert "| precision | layout |" in md
+
+
+@pytest.mark.parametrize(
+    "flag", [["--precision", "int8"], ["--layouts", "nhwc"], ["--batch-size", "8,x"]]
+)
+def test_bad_grid_options_are_errors(flag):
+    proc = subprocess.run(
+        [sys.executable, "-m", "project.bench", *flag],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and "error" in proc.stderr
+
+
 def test_quick_framework_and_data_parts_write_rows(tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.run(
@@ -143,6 +192,8 @@ def test_compiled_rows_also_compare_with_torch_uncompiled():
     assert row["ratio"] == pytest.approx(2.0) and row["ratio_vs_eager"] == pytest.approx(0.5)
     assert row["torch_eager_ms"] == pytest.approx(4.0)
     assert "ratio_vs_eager" not in timings_and_ratios({"scratch": 1.0, "torch": 1.0})
+    row = timings_and_ratios({"scratch": 3.0, "torch": 2.0, "torch_bn": 1.5})
+    assert row["ratio_vs_torch_bn"] == pytest.approx(2.0) and row["ratio"] == pytest.approx(1.5)
 
 
 def test_compile_failure_falls_back_to_eager_with_a_note():

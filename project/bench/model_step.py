@@ -2,7 +2,11 @@
 
 A step is what training repeats: forward, cross-entropy, backward, optimizer.step, zero_grad
 (plus BIN's ρ clipping for the scratch model, which the training loop does after every step).
-Both models start from the same weights and see the same batch.
+Both models start from the same weights and see the same batch. With `precision` bf16 (fp16)
+the forward pass runs under autocast and the loss in float32, as `trainer.precision=bf16-mixed`
+does; with `channels_last` the models and the batch are channels_last. For every norm but BN,
+torch's BatchNorm net (same conv weights) is timed in the same rounds too: `ratio_vs_torch_bn`
+asks whether per-sample statistics cost more than batch statistics.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from project.bench.layers import NORMS
+from project.bench.layers import NORMS, layout_name
 from project.bench.reference import reference_like
 from project.bench.timing import (
+    autocast,
     interleaved_medians,
     print_row,
     sides_to_time,
@@ -25,13 +30,17 @@ from project.models import ResNet
 from project.nn import apply_constraints_, norm_layer
 
 
-def _sgd_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Callable[[], None]:
+def _sgd_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, precision: str = "fp32"
+) -> Callable[[], None]:
     # The optimiser settings of the CIFAR ResNet recipe (He et al. 2016, Sec. 4.2).
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
     constrain = any(hasattr(m, "apply_constraints_") for m in model.modules())
 
     def step() -> None:
-        loss = F.cross_entropy(model(x), y)
+        with autocast(x.device, precision):
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -51,8 +60,10 @@ def bench_model_step(
     compile_model: bool = False,
     image_size: int = 32,
     warmup: int = 2,
+    precision: str = "fp32",
 ) -> list[dict]:
-    """One row per norm kind: median seconds per training step, scratch vs torch layers."""
+    """One row per norm kind: median seconds per training step, scratch vs torch layers (and
+    vs torch's BatchNorm net, eager runs only)."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, image_size, image_size, generator=gen)
@@ -67,17 +78,73 @@ def bench_model_step(
         eager = None
         if compile_model:
             eager = reference_like(scratch, kind).to(device, memory_format=fmt).train()
-        sides, label = sides_to_time(scratch, ref, lambda m: _sgd_step(m, x, y)(), eager)
-        fns = {name: _sgd_step(model, x, y) for name, model in sides.items()}
+        warm = lambda m: _sgd_step(m, x, y, precision)()  # noqa: E731
+        sides, label = sides_to_time(scratch, ref, warm, eager)
+        if kind != "bn" and not compile_model:
+            torch.manual_seed(0)  # the same conv weights as `scratch`
+            bn_net = reference_like(ResNet(n, norm="bn"), "bn")
+            sides["torch_bn"] = bn_net.to(device, memory_format=fmt).train()
+        fns = {name: _sgd_step(model, x, y, precision) for name, model in sides.items()}
         t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
+        if kind == "bn" and not compile_model:
+            t["torch_bn"] = t["torch"]
         rows.append(
             {
                 "part": "model",
                 "norm": kind,
                 "shape": f"ResNet-{6 * n + 2} B={batch_size}",
+                "precision": precision,
+                "layout": layout_name(channels_last),
                 "mode": "train step",
-                "timed": "fwd+loss+bwd+SGD" + (" channels_last" if channels_last else "") + label,
+                "timed": "fwd+loss+bwd+SGD" + label,
                 **timings_and_ratios(t),
+            }
+        )
+        print_row(rows[-1])
+    return rows
+
+
+def bench_layout(
+    n: int,
+    batch_size: int,
+    repeats: int,
+    device: torch.device,
+    norms=NORMS,
+    image_size: int = 32,
+    warmup: int = 2,
+    precision: str = "fp32",
+) -> list[dict]:
+    """One row per norm kind: the scratch ResNet's training step channels_last vs NCHW.
+
+    Both are the same model (same weights, same batch), timed interleaved; ratio =
+    channels_last time / NCHW time, so > 1 means `channels_last=true` makes training slower.
+    """
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
+    y = torch.randint(0, 10, (batch_size,), generator=gen).to(device)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    rows = []
+    for kind in norms:
+        torch.manual_seed(0)
+        nchw = ResNet(n, norm=kind).to(device).train()
+        cl = ResNet(n, norm=kind).to(device, memory_format=torch.channels_last).train()
+        cl.load_state_dict(nchw.state_dict())
+        fns = {
+            "nchw": _sgd_step(nchw, x, y, precision),
+            "channels_last": _sgd_step(cl, x_cl, y, precision),
+        }
+        t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
+        rows.append(
+            {
+                "part": "layout",
+                "norm": kind,
+                "shape": f"ResNet-{6 * n + 2} B={batch_size}",
+                "precision": precision,
+                "mode": "train step",
+                "timed": "fwd+loss+bwd+SGD, scratch norms",
+                "channels_last_ms": 1e3 * t["channels_last"],
+                "nchw_ms": 1e3 * t["nchw"],
+                "ratio": t["channels_last"] / t["nchw"],
             }
         )
         print_row(rows[-1])

@@ -14,17 +14,22 @@ LAST = ("ratio", "note")
 TITLES = {
     "layer": "Layer: scratch norm vs torch",
     "model": "Model step: ResNet training step",
+    "layout": "Layout: the scratch ResNet's training step, channels_last vs NCHW",
     "framework": "Framework: one training epoch, Lightning (`project.train`) vs a bare loop",
     "data": "Data: input pipeline vs model training throughput",
 }
 SCRATCH_VS_TORCH = (
-    "ratio = scratch time / torch time (median over repeats; < 1 is faster). With --compile "
-    "both sides are compiled, and ratio_vs_eager = compiled scratch / torch uncompiled (its "
-    "layers as they ship), timed in the same interleaved rounds."
+    "ratio = scratch time / torch time (median over repeats; < 1 is faster), both in the "
+    "row's precision (bf16/fp16: under autocast) and layout. With --compile both sides are "
+    "compiled, and ratio_vs_eager = compiled scratch / torch uncompiled (its layers as they "
+    "ship), timed in the same interleaved rounds. Model part: ratio_vs_torch_bn = scratch / "
+    "torch's BatchNorm net (same conv weights, same rounds)."
 )
 RATIOS = {
     "layer": SCRATCH_VS_TORCH,
     "model": SCRATCH_VS_TORCH,
+    "layout": "ratio = channels_last time / NCHW time (same model and batch, interleaved; > 1: "
+    "channels_last=true makes training slower).",
     "framework": "ratio = Lightning epoch time / bare-loop epoch time (median over each Lightning "
     "epoch after the warm-up vs the bare epochs just before and after it; 1 = no overhead).",
     "data": "ratio = pipeline img/s / model img/s (medians over repeats; higher is better: at "

@@ -7,6 +7,7 @@ so drift hits both sides alike; the median over repeats discards the occasional 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -14,6 +15,29 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
+# wall: elapsed seconds (what a run takes). cpu: CPU seconds of this process, which a shared
+# machine's other processes do not inflate by preempting it (with --threads 1 they are the
+# single thread's busy time; with more threads, OpenMP's spin-waiting counts too).
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]
+
+# Autocast dtypes: fp32 means no autocast.
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def set_clock(name: str) -> None:
+    """Time every following measurement with `CLOCKS[name]`."""
+    global _clock
+    _clock = CLOCKS[name]
+
+
+def autocast(device: torch.device, precision: str):
+    """`torch.autocast` for `precision` ("bf16", "fp16") on `device`; a no-op for "fp32"."""
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def setup_threads(threads: int | None) -> int:
@@ -59,11 +83,11 @@ def interleaved_medians(
         for name in names[shift:] + names[:shift]:
             fn = fns[name]
             _sync(device)
-            t0 = time.perf_counter()
+            t0 = _clock()
             for _ in range(inner):
                 fn()
             _sync(device)
-            samples[name].append((time.perf_counter() - t0) / inner)
+            samples[name].append((_clock() - t0) / inner)
     return {name: statistics.median(s) for name, s in samples.items()}
 
 
@@ -123,10 +147,13 @@ def sides_to_time(
 
 def timings_and_ratios(t: dict[str, float]) -> dict[str, float]:
     """Row columns from `interleaved_medians` of scratch, torch (and torch_eager, with
-    --compile): milliseconds each, `ratio` = scratch / torch, `ratio_vs_eager` = scratch /
-    torch_eager (the compiled scratch layer against torch's as it ships)."""
+    --compile; torch_bn, torch's BatchNorm net, in the model part): milliseconds each, `ratio`
+    = scratch / torch, `ratio_vs_eager` = scratch / torch_eager (the compiled scratch layer
+    against torch's as it ships), `ratio_vs_torch_bn` = scratch / torch_bn."""
     row = {f"{name}_ms": 1e3 * seconds for name, seconds in t.items()}
     if "torch_eager" in t:
         row["ratio_vs_eager"] = t["scratch"] / t["torch_eager"]
+    if "torch_bn" in t:
+        row["ratio_vs_torch_bn"] = t["scratch"] / t["torch_bn"]
     row["ratio"] = t["scratch"] / t["torch"]
     return row

@@ -31,6 +31,10 @@ in one buffer. Only x (the input) and (N, C)-sized statistics are kept for backw
 full-size tensor matters on CPU: a fresh large allocation costs page faults comparable to the
 arithmetic. With fixed statistics only (BatchNorm's eval mode) no moments are needed at all:
 y = a·x + b'. Without autograd (validation, inference) the forward skips the autograd.Function.
+
+Mixed precision: for a bfloat16/float16 x (autocast) the statistics, coefficients and parameter
+gradients are float32, the full-size passes run in x's dtype and memory format, and y and dx
+come back in both; `project.nn.moments` says how (and which torch CPU paths that avoids).
 """
 
 from __future__ import annotations
@@ -38,12 +42,26 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from project.nn.moments import Mode, group_sum, standardize
+from project.nn.moments import (
+    Mode,
+    cell_sums,
+    expand_like,
+    group_sum,
+    is_channels_last,
+    standardize,
+)
 
 
-def _nchw(t: Tensor) -> Tensor:
-    """(N, C) or (1, C) coefficients -> broadcastable against (N, C, H, W)."""
-    return t[:, :, None, None]
+def _scale_shift(t: Tensor, a: Tensor, b: Tensor, out: Tensor | None = None) -> Tensor:
+    """t·a + b with (N, C) or (1, C) coefficients a, b, into `out` (may be t itself).
+
+    In t's dtype and memory format (`expand_like`). NCHW: a multiply and an in-place add, because
+    torch's `addcmul(b, t, a)` with two broadcast operands takes a ~3-5x slower CPU path;
+    channels_last: one `addcmul`, whose operands `expand_like` makes contiguous along W·C.
+    """
+    if is_channels_last(t):
+        return torch.addcmul(expand_like(b, t), t, expand_like(a, t), out=out)
+    return torch.mul(t, expand_like(a, t), out=out).add_(expand_like(b, t))
 
 
 def _weighted(m: Tensor | None, t: Tensor) -> Tensor:
@@ -61,8 +79,8 @@ def _forward(x, weight, bias, rho, modes, eps, fixed, sync):
 
     Returns y, the mixing weights, a and the `Moments`. y is computed in place in the centred
     copy xs: every extra full-size tensor is a fresh allocation, and on CPU its page faults
-    cost as much as the arithmetic. The multiply and the add are two in-place ops because
-    torch's out-of-place `addcmul(b, xs, a)` with a broadcast b takes a ~5x slower CPU path.
+    cost as much as the arithmetic. a and b are float32 (N, C) coefficients, cast to x's dtype
+    only for the full-size pass (`_scale_shift`), so y has x's dtype and memory format.
     """
     m = standardize(x, modes, eps, fixed, sync)
     mix = [None] if rho is None else [rho, 1.0 - rho]
@@ -70,9 +88,9 @@ def _forward(x, weight, bias, rho, modes, eps, fixed, sync):
     shifts = [_weighted(w, s.rstd * s.mu) for w, s in zip(mix, m.stats) if s.mu is not None]
     b = bias - weight * _total(shifts) if shifts else bias[None]
     if m.xs is None:  # y = a·x + (b - a·o): no centred copy needed
-        y = torch.mul(x, _nchw(a)).add_(_nchw(b - a * m.origin))
+        y = _scale_shift(x, a, b - a * m.origin)
     else:
-        y = m.xs.mul_(_nchw(a)).add_(_nchw(b))
+        y = _scale_shift(m.xs, a, b, out=m.xs)
     return y, mix, a, m
 
 
@@ -101,6 +119,7 @@ class NormalizeAffine(torch.autograd.Function):
         y, mix, a, m = _forward(x, weight, bias, rho, modes, eps, fixed, sync)
         # Only x and small (N, C) statistics are kept; y is not needed for backward.
         ctx.save_for_backward(x, weight, a)
+        ctx.set_materialize_grads(False)  # no zero tensors for the statistics' gradients
         ctx.mix, ctx.origin, ctx.stats, ctx.modes, ctx.sync = mix, m.origin, m.stats, modes, sync
         batch_mean, batch_var = m.mean_0, _unbiased(m.var_0, modes, m.stats[0].size)
         ctx.mark_non_differentiable(batch_mean, batch_var)
@@ -109,13 +128,15 @@ class NormalizeAffine(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g, _gmean, _gvar):  # noqa: D102
+        if g is None:  # only the (non-differentiable) statistics were used
+            return (None,) * 8
         x, weight, a = ctx.saved_tensors
-        mix, stats, origin = ctx.mix, ctx.stats, _nchw(ctx.origin)
-        # The two full-size reductions: Σ g and Σ g·xs over (H, W), with xs = x - o recomputed
-        # into the one full-size buffer, which then receives dx.
-        sum_g = g.sum(dim=(2, 3))  # (N, C)
-        buf = torch.sub(x, origin)
-        sum_gx = buf.mul_(g).sum(dim=(2, 3))  # (N, C)
+        mix, stats, origin = ctx.mix, ctx.stats, ctx.origin
+        # The two full-size reductions: Σ g and Σ g·xs over (H, W) (float32 (N, C) sums), with
+        # xs = x - o recomputed into the one full-size buffer, which then receives dx.
+        sum_g = cell_sums(g)
+        buf = torch.sub(x, expand_like(origin, x))
+        sum_gx = cell_sums(buf.mul_(g))
         # Σ_hw g·x̂_k per (n, c), for the parameter gradients.
         gxhat = [s.rstd * (sum_gx if s.mu is None else sum_gx - s.mu * sum_g) for s in stats]
         grad_bias = sum_g.sum(0)
@@ -125,7 +146,7 @@ class NormalizeAffine(torch.autograd.Function):
         if not ctx.needs_input_grad[0]:
             return None, *grads
         if all(s.size is None for s in stats):  # fixed statistics only: dx = a·g
-            return torch.mul(g, _nchw(a), out=buf), *grads
+            return torch.mul(g, expand_like(a, g), out=buf), *grads
         # dx = a·g for fixed statistics; each batch-statistics mode k adds
         # r·(g' - mean(g') - x̂·mean(g'·x̂)) with g' = w_k·γ·g, x̂ = (xs - μ)·r, which expands
         # into coef_x·xs + coef_1 per (n, c). Means run over the group; μ (relative to each
@@ -142,9 +163,8 @@ class NormalizeAffine(torch.autograd.Function):
             if s.mu is not None:
                 coef_1 = coef_1 + r2_mean_gxhat * s.mu
         # coef_x·(x - o) + coef_1 + a·g, from x: no second full-size buffer.
-        coef_x = _nchw(coef_x)
-        grad_x = torch.mul(x, coef_x, out=buf).add_(_nchw(coef_1) - coef_x * origin)
-        return grad_x.addcmul_(g, _nchw(a)), *grads
+        grad_x = _scale_shift(x, coef_x, coef_1 - coef_x * origin, out=buf)
+        return grad_x.addcmul_(g, expand_like(a, g)), *grads
 
 
 def normalize_affine(
@@ -166,6 +186,11 @@ def normalize_affine(
         raise ValueError(
             f"normalisation expects an (N, C, H, W) tensor, got shape {tuple(x.shape)}"
         )
+    if torch.is_autocast_enabled(x.device.type):
+        # Every dtype here is chosen explicitly (statistics float32, full-size passes in x's
+        # dtype); autocast would move some reductions (e.g. norms, on CUDA) to float32 copies.
+        with torch.autocast(x.device.type, enabled=False):
+            return normalize_affine(x, weight, bias, modes, eps, rho, fixed, sync)
     tracked = (x, weight, bias) if rho is None else (x, weight, bias, rho)
     if torch.is_grad_enabled() and any(t.requires_grad for t in tracked):
         return NormalizeAffine.apply(x, weight, bias, rho, modes, eps, fixed, sync)

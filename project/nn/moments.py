@@ -1,5 +1,28 @@
 """Statistics for the norms: moments of x (N, C, H, W) per group, pooled over cells, the batch
-and (with `sync`) over processes. The math they serve is in `project.nn.functional`."""
+and (with `sync`) over processes. The math they serve is in `project.nn.functional`.
+
+Precision and layout (autocast, channels_last). Whatever x's dtype, the statistics are float32
+(float64 for float64 x): every full-size reduction accumulates in float32 and everything after
+the per-(n, c) cell sums is (N, C)-sized float32 arithmetic. The full-size passes themselves
+stay in x's dtype and memory format: a bfloat16 channels_last x is centred, scaled and
+shifted in bfloat16 channels_last, never copied to float32 or to NCHW. Two torch CPU details
+decide how:
+
+- `t.sum(dim, dtype=torch.float32)` on a bfloat16 CPU tensor first copies all of t to float32
+  (`aten::_to_copy`); CUDA reduces the low-precision input directly. torch's CPU bfloat16 sum
+  kernel accumulates in float32 anyway and rounds once per result, so on the CPU the per-cell
+  sums come from it (each (n, c) cell's sum rounded once to bfloat16: relative error 2^-9, the
+  input's own precision) and are pooled in float32 (`cell_sums`).
+- A binary op mixing dtypes (bfloat16 x times a float32 coefficient) copies x to float32 and the
+  result back; so the (N, C) coefficients are cast to x's dtype first (`expand_like`). And
+  with channels_last, a (N, C, 1, 1) operand makes the kernel's inner loop only C elements long
+  (16 at the first ResNet stage): shorter than two SIMD vectors, so it runs scalar, 5-12x slower.
+  `expand_like` gives it a materialised (N, C, 1, W) operand instead: inner loop W·C.
+
+The centring origin o is the group mean rounded to x's dtype (exact for float32/64, where the
+relative mean μ - o is 0 and dropped): x - o is then exact to x's precision, and μ - o is kept
+as the tiny relative mean of `Standardization`.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +34,8 @@ from torch import Tensor
 
 # A standardisation mode: (number of channel groups, whether statistics also pool over the batch).
 Mode = tuple[int, bool]
+
+LOW_PRECISION = (torch.bfloat16, torch.float16)
 
 
 def _sync_world() -> bool:
@@ -32,18 +57,84 @@ def _global_batch(n: int, device: torch.device, sync: bool) -> int:
     return int(_sum_over_processes(torch.tensor([n], device=device), sync).item())
 
 
+def stat_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype statistics are kept in for activations of `dtype`: float32 for bf16/fp16."""
+    return torch.float32 if dtype in LOW_PRECISION else dtype
+
+
+def is_channels_last(x: Tensor) -> bool:
+    """x (N, C, H, W) stored channels_last (C innermost) rather than NCHW."""
+    return x.stride(1) == 1 and x.shape[1] > 1 and not x.is_contiguous()
+
+
+def cell_sums(t: Tensor) -> Tensor:
+    """Σ t over (H, W) per (n, c): (N, C), accumulated and returned in float32 (t's dtype for
+    float32/64), without copying t (see the module docstring)."""
+    if t.dtype == torch.bfloat16 and t.device.type == "cpu":
+        return t.sum(dim=(2, 3)).float()  # float32 accumulation inside, one rounding per cell
+    return t.sum(dim=(2, 3), dtype=stat_dtype(t.dtype))
+
+
+def cell_sq_sums(t: Tensor) -> Tensor:
+    """Σ t² over (H, W) per (n, c): (N, C) in float32 (float64 for float64 t), no copy of t."""
+    if t.dtype == torch.bfloat16 and t.device.type == "cpu":
+        if is_channels_last(t):  # vector_norm's CPU kernel is ~5x slower channels_last
+            flat = t.flatten(2)  # a view: H, W are adjacent in either layout
+            return torch.linalg.vecdot(flat, flat).float()
+        return torch.linalg.vector_norm(t, dim=(2, 3)).float().square_()
+    if t.dtype in LOW_PRECISION:  # fp16 squares overflow at 256: reduce in float32
+        return torch.linalg.vector_norm(t, dim=(2, 3), dtype=torch.float32).square_()
+    if is_channels_last(t):
+        flat = t.flatten(2)
+        return torch.linalg.vecdot(flat, flat)
+    return torch.linalg.vector_norm(t, dim=(2, 3)).square_()
+
+
+def expand_like(coef: Tensor, x: Tensor) -> Tensor:
+    """(N, C) or (1, C) coefficients as an operand broadcastable against x, in x's dtype.
+
+    NCHW: the (N, C, 1, 1) view. channels_last: a materialised (N, C, 1, W) tensor (W·C values
+    per sample, C innermost like x), so that elementwise kernels see an inner loop of W·C
+    contiguous elements instead of C (see the module docstring) — unless C alone fills two
+    512-bit vectors (64 bf16 or 32 float32 channels), where the view is as fast and costs no op.
+    """
+    coef = coef.to(x.dtype)
+    n, c = coef.shape
+    w = x.shape[3]
+    if not is_channels_last(x) or w == 1 or c * x.element_size() >= 128:
+        return coef.view(n, c, 1, 1)  # NCHW, or C already spans two 512-bit vectors
+    return coef.repeat(1, w).as_strided((n, c, 1, w), (w * c, 1, w * c, c))
+
+
 def group_sum(t: Tensor, mode: Mode, sync: bool = False) -> Tensor:
-    """Sum (N, C) per-channel values over each group of `mode`, broadcast back to (N, C).
+    """Sum (N, C) per-channel values over each group of `mode`, broadcast back to (N, C)
+    ((1, C) for BN: it broadcasts against (N, C) alike).
 
     With `sync` and an over-batch mode, the sum also runs over all processes (all-reduce).
     """
     groups, over_batch = mode
     n, c = t.shape
+    if groups == c:  # BN, IN: one channel per group; (1, C) broadcasts like (N, C)
+        return _sum_over_processes(t.sum(0, keepdim=True), sync) if over_batch else t
     tg = t.reshape(n, groups, c // groups)
     s = tg.sum(dim=(0, 2) if over_batch else 2, keepdim=True)
     if over_batch:
         s = _sum_over_processes(s, sync)
     return s.expand_as(tg).reshape(n, c)
+
+
+def _group_totals(t: Tensor, mode: Mode, sync: bool) -> Tensor:
+    """(N, C) per-cell values summed per group of `mode`: (N, G), or (1, G) over the batch
+    (and over all processes with `sync`)."""
+    groups, over_batch = mode
+    n, c = t.shape
+    s = t.reshape(n, groups, c // groups).sum(2) if groups != c else t
+    return _sum_over_processes(s.sum(0, keepdim=True), sync) if over_batch else s
+
+
+def _per_channel(t: Tensor, c: int) -> Tensor:
+    """(N, G) per-group values -> (N, C), each group's value repeated over its channels."""
+    return t if t.shape[1] == c else t.repeat_interleave(c // t.shape[1], dim=1)
 
 
 def pool_moments(
@@ -72,34 +163,44 @@ def pool_moments(
     return gmean.expand_as(mg).reshape(n, c), gvar.expand_as(vg).reshape(n, c), cells
 
 
+def _rounded_origin(mean: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+    """(o, μ - o): the centring origin, the mean rounded to the activations' dtype (as a
+    statistics-dtype tensor), and the mean relative to it; None where it is exactly 0."""
+    if dtype not in LOW_PRECISION:
+        return mean, None
+    origin = mean.to(dtype).to(mean.dtype)
+    return origin, mean - origin
+
+
 def centered_moments(
     x: Tensor, mode: Mode | None = None, sync: bool = False
-) -> tuple[Tensor, Tensor, Tensor, int]:
-    """x (N, C, H, W) centred by the mean of its group under `mode`, and that mean and biased
-    variance: (xc, mean, var, count) with mean, var of shape (N, G) — (1, G) for an over-batch
-    mode — and count the elements per group (all processes counted when `sync`).
-    `mode=None` centres each (n, c) cell over (H, W).
+) -> tuple[Tensor, Tensor, Tensor | None, Tensor, Tensor, int]:
+    """x (N, C, H, W) centred by the mean of its group under `mode`, and that group's moments:
+    (xs, origin, mu, mean, var, count). xs = x - origin keeps x's dtype and memory format;
+    origin is per (n, c) (per (1, C) for an over-batch mode), the group mean rounded to x's
+    dtype; mu = mean - origin per (n, c) or None where 0 (float32/64 x); mean and the biased
+    variance are per group, (N, G) or (1, G), in float32 (float64 for float64 x); count is the
+    elements per group (all processes counted when `sync`). `mode=None` centres each (n, c)
+    cell over (H, W).
 
-    Two-pass (the mean first, then Σ xc² as a squared vector norm), so no large-sum
-    cancellation; both are plain per-cell reductions over (H, W) (fast on CPU, unlike
-    `torch.var_mean`'s Welford kernel), pooled over the batch when needed. xc keeps x's shape
-    and memory format.
+    Two-pass (the mean first, then Σ xs² per cell), so no large-sum cancellation; both are
+    plain per-cell reductions over (H, W) (fast on CPU, unlike `torch.var_mean`'s Welford
+    kernel), pooled into groups in (N, C)-sized arithmetic.
     """
     n, c, h, w = x.shape
-    groups, over_batch = (c, False) if mode is None else mode
-    xg = x.unflatten(1, (groups, c // groups))  # a view, for any memory format
-    dims = (2, 3, 4)
-    count = c // groups * h * w
-
-    def pooled(t: Tensor) -> Tensor:  # per-cell sums -> per-group sums
-        return _sum_over_processes(t.sum(0, keepdim=True), sync) if over_batch else t
-
-    if over_batch:
-        count *= _global_batch(n, x.device, sync)
-    mean = pooled(xg.sum(dim=dims)) / count
-    xc = xg - mean[:, :, None, None, None]
-    var = pooled(torch.linalg.vector_norm(xc, dim=dims).square_()) / count
-    return xc.flatten(1, 2), mean, var, count
+    mode = (c, False) if mode is None else mode
+    groups, over_batch = mode
+    count = c // groups * h * w * (_global_batch(n, x.device, sync) if over_batch else 1)
+    mean = _group_totals(cell_sums(x), mode, sync) / count
+    origin_g, mu_g = _rounded_origin(mean, x.dtype)
+    origin = _per_channel(origin_g, c)
+    xs = x - expand_like(origin, x)
+    var = _group_totals(cell_sq_sums(xs), mode, sync) / count
+    mu = None
+    if mu_g is not None:  # Σ (xs - mu)² = Σ xs² - count·mu²
+        var = var.sub_(mu_g.square()).clamp_(min=0)
+        mu = _per_channel(mu_g, c)
+    return xs, origin, mu, mean, var, count
 
 
 class Standardization(NamedTuple):
@@ -117,10 +218,11 @@ class Standardization(NamedTuple):
 
 
 class Moments(NamedTuple):
-    """What `standardize` measured: xs = x - origin as a fresh tensor (None with fixed
-    statistics only: BN's eval mode needs no moments), the origin ((N, C) or (1, C)), one
-    `Standardization` per mode, and mode 0's mean and biased variance (as (C,) tensors for an
-    over-batch mode: the moving-average update; unused otherwise)."""
+    """What `standardize` measured: xs = x - origin as a fresh tensor in x's dtype and memory
+    format (None with fixed statistics only: BN's eval mode needs no moments), the origin ((N,
+    C) or (1, C), float32 for low-precision x), one `Standardization` per mode, and mode 0's mean
+    and biased variance (as (C,) tensors for an over-batch mode: the moving-average update;
+    unused otherwise)."""
 
     xs: Tensor | None
     origin: Tensor
@@ -133,9 +235,9 @@ def standardize(x: Tensor, modes: tuple[Mode, ...], eps: float, fixed, sync: boo
     """The statistics of every mode of x (N, C, H, W), from one centred copy of x.
 
     A single mode (BN, IN, LN, GN) centres each of its groups by the group's own mean (μ = 0
-    relative to that origin: the fewest small ops). Two modes (BIN) centre per (n, c) cell and
-    pool the cells' moments into each mode's groups. Fixed statistics alone (BN eval) need no
-    moments and no copy.
+    relative to that origin, up to rounding to x's dtype: the fewest small ops). Two modes (BIN)
+    centre per (n, c) cell and pool the cells' moments into each mode's groups. Fixed statistics
+    alone (BN eval) need no moments and no copy.
     """
     n, c, h, w = x.shape
     if fixed is not None and len(modes) == 1:
@@ -143,26 +245,23 @@ def standardize(x: Tensor, modes: tuple[Mode, ...], eps: float, fixed, sync: boo
         stats = [Standardization(None, torch.rsqrt(var + eps), None)]
         return Moments(None, mu, stats, mu[0], var[0])  # views: never the buffers themselves
     if len(modes) == 1:
-        # One mode (BN, IN, LN, GN): centre each group by its own mean, so μ = 0.
-        xs, mean, var, count = centered_moments(x, modes[0], sync)
-        mean_0, var_0 = mean[0], var[0]
-        rstd = torch.rsqrt(var + eps)
-        if mean.shape[1] != c:  # (N, G) -> (N, C)
-            mean, rstd = (t.repeat_interleave(c // mean.shape[1], dim=1) for t in (mean, rstd))
-        return Moments(xs, mean, [Standardization(None, rstd, count)], mean_0, var_0)
+        # One mode (BN, IN, LN, GN): centre each group by its own mean, so μ = 0 (or tiny).
+        xs, origin, mu, mean, var, count = centered_moments(x, modes[0], sync)
+        rstd = _per_channel(torch.rsqrt(var + eps), c)
+        return Moments(xs, origin, [Standardization(mu, rstd, count)], mean[0], var[0])
     # Two modes (BIN): centre per (n, c) cell and pool the cells' moments into each mode.
-    xs, mean_nc, var_nc, _ = centered_moments(x)
+    xs, origin, mu_nc, mean_nc, var_nc, _ = centered_moments(x)
     stats, first = [], None
     for k, mode in enumerate(modes):
         if k == 0 and fixed is not None:
             mu, var, size = fixed[0][None], fixed[1][None], None
-        elif mode == (c, False):  # instance statistics: each cell's own mean is the origin
-            mu, var, size = None, var_nc, h * w
+        elif mode == (c, False):  # instance statistics: each cell's own mean
+            mu, var, size = mean_nc, var_nc, h * w
         else:
             mu, var, cells = pool_moments(mean_nc, var_nc, mode, sync)
             size = cells * h * w
         if first is None:
-            first = (mean_nc[0] if mu is None else mu[0], var[0])
-        mu_rel = None if mu is None else mu - mean_nc
+            first = (mu[0], var[0])
+        mu_rel = mu_nc if mu is mean_nc else mu - origin
         stats.append(Standardization(mu_rel, torch.rsqrt(var + eps), size))
-    return Moments(xs, mean_nc, stats, *first)
+    return Moments(xs, origin, stats, *first)

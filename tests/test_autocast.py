@@ -29,6 +29,7 @@ from project.nn import (
     GroupNorm2d,
     InstanceNorm2d,
     LayerNorm2d,
+    norm_layer,
 )
 
 KINDS = ("bn", "in", "bin", "ln", "gn")
@@ -244,11 +245,11 @@ def test_no_full_size_copies_in_bf16_channels_last(kind):
 @pytest.mark.parametrize(
     "build",
     [
-        lambda: ResNet(1, norm="bn", head="linear"),
-        lambda: ResNet(1, norm="gn", head="conv"),
-        lambda: ResNet(1, norm="bin", head="linear", widths=(8, 16, 16)),
-        lambda: SimpleNN(norm="bn"),
-        lambda: SimpleNN(norm="ln"),
+        lambda: ResNet(1, norm_layer=norm_layer("bn"), head="linear"),
+        lambda: ResNet(1, norm_layer=norm_layer("gn"), head="conv"),
+        lambda: ResNet(1, norm_layer=norm_layer("bin"), head="linear", widths=(8, 16, 16)),
+        lambda: SimpleNN(norm_layer=norm_layer("bn")),
+        lambda: SimpleNN(norm_layer=norm_layer("ln")),
     ],
     ids=["resnet-bn", "resnet_fcn-gn", "resnet-bin", "simplenn-bn", "simplenn-ln"],
 )

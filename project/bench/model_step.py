@@ -82,7 +82,7 @@ def bench_model_step(
         sides, label = sides_to_time(scratch, ref, warm, eager)
         if kind != "bn" and not compile_model:
             torch.manual_seed(0)  # the same conv weights as `scratch`
-            bn_net = reference_like(ResNet(n, norm="bn"), "bn")
+            bn_net = reference_like(ResNet(n, norm_layer=norm_layer("bn")), "bn")
             sides["torch_bn"] = bn_net.to(device, memory_format=fmt).train()
         fns = {name: _sgd_step(model, x, y, precision) for name, model in sides.items()}
         t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
@@ -126,8 +126,12 @@ def bench_layout(
     rows = []
     for kind in norms:
         torch.manual_seed(0)
-        nchw = ResNet(n, norm=kind).to(device).train()
-        cl = ResNet(n, norm=kind).to(device, memory_format=torch.channels_last).train()
+        nchw = ResNet(n, norm_layer=norm_layer(kind)).to(device).train()
+        cl = (
+            ResNet(n, norm_layer=norm_layer(kind))
+            .to(device, memory_format=torch.channels_last)
+            .train()
+        )
         cl.load_state_dict(nchw.state_dict())
         fns = {
             "nchw": _sgd_step(nchw, x, y, precision),

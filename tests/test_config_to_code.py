@@ -63,3 +63,21 @@ def test_a_lightning_logger_plugs_in_by_config_alone(tmp_path):
         keys = set(csv.DictReader(f).fieldnames or [])
     assert {"train/loss_step", "val/acc", "test/acc"} <= keys
     assert (tmp_path / "csv" / "metrics.csv").is_file()  # the report's CSV is still written
+
+
+def test_wandb_group_is_the_experiment_or_the_sweep(tmp_path):
+    """A named experiment groups its runs by name; a plain --multirun by its sweep dir."""
+    from omegaconf import OmegaConf
+
+    from project.training.compose import compose_job_config
+
+    named = compose_job_config(["experiment=lab_bn"], tmp_path / "a")
+    assert OmegaConf.select(named, "logger.wandb.group") == "lab_bn"
+    plain = compose_job_config([], tmp_path / "b")
+    assert OmegaConf.select(plain, "logger.wandb.group") == "default"  # a single run
+
+    sweep = tmp_path / "multirun" / "12-00-00_7"
+    job = compose_job_config(["hydra.mode=MULTIRUN", f"hydra.sweep.dir={sweep}"], sweep / "0")
+    assert OmegaConf.select(job, "logger.wandb.group") == "12-00-00_7"
+    named = compose_job_config(["hydra.mode=MULTIRUN", "experiment=lab_bn"], sweep / "1")
+    assert OmegaConf.select(named, "logger.wandb.group") == "lab_bn"

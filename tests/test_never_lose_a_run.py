@@ -245,7 +245,11 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(
     ("sig", "code", "epoch"),
-    [(signal.SIGTERM, 143, 1), (signal.SIGINT, 130, 1), (signal.SIGINT, 130, 0)],
+    [
+        (signal.SIGTERM, 143, 1),
+        (signal.SIGINT, 130, 1),
+        pytest.param(signal.SIGINT, 130, 0, marks=pytest.mark.slow),  # before any checkpoint
+    ],
     ids=["sigterm-mid-epoch-1", "sigint-mid-epoch-1", "sigint-mid-epoch-0"],
 )
 def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig, code, epoch):
@@ -270,6 +274,7 @@ def test_interrupt_then_resume_equals_uninterrupted(tmp_path, uninterrupted, sig
     assert read_results(tmp_path / "attempts" / "1")["status"] == "interrupted"
 
 
+@pytest.mark.slow  # SIGTERM/SIGINT above cover resume equality in the default run
 def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, uninterrupted):
     proc = popen_train(tmp_path, *RESUMABLE)
     wait_for(lambda: steps_logged(tmp_path, 1) >= 5, proc, "the middle of epoch 1")
@@ -310,13 +315,28 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, uninterru
     ],
 )
 def test_bad_value_is_rejected_before_training(tmp_path, override, needles):
-    start = time.perf_counter()
-    proc = train(tmp_path, *override.split())
-    assert proc.returncode == 2
-    message = one_paragraph(proc.stderr)
+    """The validator itself, in-process (each CLI start costs seconds; the CLI path, exit code 2
+    and one paragraph, is checked once below and in test_train)."""
+    from project.errors import UserError
+    from project.training.compose import compose_job_config
+    from project.training.validation import validate_config
+
+    cfg = compose_job_config([*TINY, *override.split()], tmp_path)
+    with pytest.raises(UserError) as err:
+        validate_config(cfg)
+    message = str(err.value)
     assert all(n in message for n in needles), message
     assert "Fix:" in message
+
+
+def test_a_bad_value_stops_the_cli_in_seconds_as_one_paragraph(tmp_path):
+    start = time.perf_counter()
+    proc = train(tmp_path, "model.n=1000")
+    assert proc.returncode == 2
+    message = one_paragraph(proc.stderr)
+    assert "model.n" in message and "ResNet-6002" in message
     assert time.perf_counter() - start < 60  # rejected before anything is built
+    assert not (tmp_path / "checkpoints").exists()
 
 
 def test_milestones_after_the_last_epoch_warn(tmp_path):

@@ -56,6 +56,7 @@ def test_an_interrupted_run_resumes_and_a_broken_one_restarts(tmp_path):
         assert next_action(run, records, work) == "skip"
 
 
+@pytest.mark.slow  # two trainings and two reports
 def test_report_on_committed_records_equals_report_on_run_dirs(tmp_path):
     from project.report.build import make_report
 

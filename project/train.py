@@ -37,7 +37,7 @@ from omegaconf import DictConfig
 from project.errors import RunDirRefused, find_user_error, report_error
 from project.results import RESULTS_FILE, read_results
 from project.training import ddp_jobs
-from project.training.compose import CONF_DIR
+from project.training.compose import CONF_DIR, task_overrides
 from project.training.console import ConsoleLog, print_config_tree
 from project.training.parallel import configure_threads
 from project.training.resolvers import register as register_resolvers
@@ -65,7 +65,7 @@ def run_job(cfg: DictConfig) -> int:
     130/143 interrupted)."""
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     child = ddp_jobs.is_ddp_child()  # DDP rank > 0: trains, records nothing (rank 0 does)
-    ddp_jobs.start_job(str(run_dir), _overrides())
+    ddp_jobs.start_job(str(run_dir), task_overrides())
     try:
         with ConsoleLog(run_dir, to_file=not child) as console:
             if not child:
@@ -129,16 +129,12 @@ def _record_failure(run_dir: Path, cfg: DictConfig, message: str, detail: str | 
     from project.results import write_results
 
     try:
-        write_results(run_dir, cfg, "failed", error=message, overrides=_overrides())
+        write_results(run_dir, cfg, "failed", error=message, overrides=task_overrides())
         if detail:
             (run_dir / "error.log").write_text(detail)
             print(f"[normres] full traceback in {run_dir / 'error.log'}", file=sys.stderr)
     except Exception as err:  # e.g. an unwritable output dir: say so, do not mask the error
         report_error(f"could not write results.json in {run_dir} ({err}).")
-
-
-def _overrides() -> list[str]:
-    return list(HydraConfig.get().overrides.task)
 
 
 def _output_dir_overrides(argv: list[str]) -> list[Path]:

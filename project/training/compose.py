@@ -29,3 +29,11 @@ def compose_job_config(overrides: list[str], run_dir: Path | None = None) -> Dic
             HydraConfig.instance().set_config(cfg)
             del cfg["hydra"]
     return cfg
+
+
+def task_overrides() -> list[str] | None:
+    """The command-line overrides of the running Hydra job (`overrides.task`), None outside one."""
+    try:
+        return list(HydraConfig.get().overrides.task)
+    except ValueError:  # not inside a Hydra job (e.g. composed in-process)
+        return None

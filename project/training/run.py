@@ -24,6 +24,7 @@ from project.io import atomic_write, atomic_write_text
 from project.results import SPLITS, TEST_PREDICTIONS, tensor_megabytes, write_results
 from project.training.callbacks import StopOnDivergence
 from project.training.checkpoint_io import AtomicCheckpointIO
+from project.training.compose import task_overrides
 from project.training.evaluation import evaluate_splits
 from project.training.loggers import ResumableCSVLogger, build_loggers, finish_loggers
 from project.training.module import ImageClassifier
@@ -113,7 +114,7 @@ def train(cfg: DictConfig, run_dir: Path, datamodule, ckpt_path: Path | None) ->
     start = time.perf_counter()
     rank_zero = rank_zero_only.rank == 0
     run_cfg = OmegaConf.to_container(cfg, resolve=True)
-    overrides = _task_overrides()
+    overrides = task_overrides()
     record = {"overrides": overrides} if overrides is not None else {}
 
     L.seed_everything(cfg.seed, workers=True)
@@ -208,13 +209,3 @@ def save_test_predictions(run_dir: str | Path, pred, target) -> str:
         np.savez_compressed(buffer, pred=pred, target=target)
         atomic_write(path, lambda f: f.write(buffer.getvalue()))
     return path.name
-
-
-def _task_overrides() -> list[str] | None:
-    """The command-line overrides of this job (Hydra's `overrides.task`), if run by Hydra."""
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        return list(HydraConfig.get().overrides.task)
-    except ValueError:  # not inside a Hydra job
-        return None

@@ -345,6 +345,19 @@ def test_milestones_after_the_last_epoch_warn(tmp_path):
     assert "[normres] warning: scheduler.milestones [5, 8]" in proc.stderr
 
 
+def test_a_step_decay_after_the_last_epoch_warns(tmp_path, capsys):
+    """The trap behind a cut-down lab_lr_decay: decay every 10 epochs in a 10-epoch run is a
+    constant lr."""
+    from project.training.compose import compose_job_config
+    from project.training.validation import validate_config
+
+    overrides = ["scheduler=step", "scheduler.decay_epochs=10", "trainer.max_epochs=10"]
+    validate_config(compose_job_config([*TINY, *overrides], tmp_path))
+    assert "scheduler.decay_epochs=10 is at or after the last epoch" in capsys.readouterr().err
+    validate_config(compose_job_config([*TINY, *overrides[:2], "trainer.max_epochs=11"], tmp_path))
+    assert "decay_epochs" not in capsys.readouterr().err
+
+
 # 8. W&B: every job its own run, finished whatever happens
 def test_a_failed_job_does_not_capture_the_next_jobs_wandb_run(tmp_path):
     proc = cli(

@@ -256,6 +256,13 @@ def _validate_optimization(cfg: DictConfig) -> None:
             f"{epochs}), so the lr never decays there. Milestones below 1 are fractions of "
             f"max_epochs (e.g. [0.5,0.75]); larger ones are epoch numbers."
         )
+    every = cfg.scheduler.get("decay_epochs")
+    if _is_number(every) and every >= epochs:
+        warn(
+            f"scheduler.decay_epochs={every} is at or after the last epoch (trainer.max_epochs="
+            f"{epochs}), so the step schedule never decays the lr: this run trains at a constant "
+            f"lr. Scale it with the epochs, e.g. scheduler.decay_epochs={max(1, epochs // 3)}."
+        )
 
 
 def _validate_data(cfg: DictConfig) -> None:

@@ -7,6 +7,7 @@ no test trains anything. Figures: tests/test_report_figures.py.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -189,6 +190,20 @@ def test_baseline_matched_on_other_settings(tmp_path):
     pairs = {(c.variant.label, c.baseline.label) for c in comparisons}
     assert pairs == {("norm=gn batch_size=8", "norm=bn batch_size=8"),
                      ("norm=gn batch_size=128", "norm=bn batch_size=128")}  # fmt: skip
+
+
+def test_baseline_spelled_as_yaml_matches_the_sweepers_spelling(tmp_path):
+    """Hydra's sweeper records `data.augment=true` as `data.augment=True`; 1e-4 is 0.0001."""
+    for augment, acc in ((True, 0.7), (False, 0.6)):
+        run = write_run(tmp_path / str(augment), "bn", 1, acc)
+        results = json.loads((run / "results.json").read_text())
+        results["overrides"] += [f"data.augment={augment}", "optimizer.weight_decay=0.0001"]
+        (run / "results.json").write_text(json.dumps(results))
+    variants = group_variants(load_runs([tmp_path]))
+    for spec in ("data.augment=true", "data.augment=True"):
+        (only,) = compare_to_baseline(variants, spec)[:1]
+        assert only.baseline.label.startswith("data.augment=True")
+    assert compare_to_baseline(variants, "optimizer.weight_decay=1e-4") == []  # all are baseline
 
 
 def test_bad_baseline_is_a_user_error(seeds_sweep, tmp_path):

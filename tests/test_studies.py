@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -28,6 +29,20 @@ def test_a_recorded_run_is_skipped(tmp_path):
     (dest / "results.json").write_text('{"status": "completed"}')
     outcome = run_queue([run], tmp_path / "records", tmp_path / "work", python="/nonexistent")
     assert outcome == {"toy/a": "skip"}  # never started a process (the python path is bogus)
+
+
+def test_a_record_of_another_recipe_stops_the_queue(tmp_path, capsys):
+    old, new = _run("a", "trainer.max_epochs=2", "resume=true"), _run("a", "trainer.max_epochs=3")
+    dest = record_dir(tmp_path / "records", old)
+    dest.mkdir(parents=True)
+    record = {"status": "completed", "overrides": list(old.overrides)}
+    (dest / "results.json").write_text(json.dumps(record))
+    assert next_action(_run("a", "trainer.max_epochs=2"), tmp_path / "records", tmp_path) == "skip"
+    later = _run("b")
+    outcome = run_queue([new, later], tmp_path / "records", tmp_path / "work", python="/none")
+    assert outcome == {"toy/a": "conflict"}  # stopped before training anything
+    message = " ".join(capsys.readouterr().err.split())  # one paragraph, wrapped
+    assert "(recorded -> queued: trainer.max_epochs: 2 -> 3)" in message and "git mv" in message
 
 
 def test_an_interrupted_run_resumes_and_a_broken_one_restarts(tmp_path):

@@ -169,10 +169,20 @@ def parse_baseline(text: str) -> tuple[str, str]:
     return key.strip().lstrip("+~"), value.strip()
 
 
+def _canonical(value: Any) -> Any:
+    """One spelling per value as YAML reads it: Hydra's sweeper writes `data.augment=True` for
+    `true`, and `1e-4`, `0.0001` and `1.0e-4` are one weight decay."""
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _same(value: Any, text: str) -> bool:
-    if isinstance(value, bool):
-        return str(value).lower() == text.lower()
-    return value is not None and str(value) == text
+    return value is not None and _canonical(value) == _canonical(text)
 
 
 def matches(variant: Variant, key: str, value: str) -> bool:

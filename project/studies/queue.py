@@ -5,7 +5,9 @@ Each queued run has a study, a name and the overrides of `python -m project.trai
 csv/metrics.csv and test_predictions.npz, small text/array files, no checkpoints — is copied to
 `experiments/<study>/runs/<name>/` (committed, optionally right away with `commit=True`). So:
 
-- a run whose record exists is skipped (the queue can be stopped and continued any time);
+- a run whose record exists is skipped (the queue can be stopped and continued any time), but
+  only if the record was made with the same overrides: a queue continued later with another recipe
+  (epochs, schedule, precision) stops with a message instead of mixing two recipes in one table;
 - a run whose work dir holds a checkpoint continues from it (`resume=true`);
 - any other run starts from scratch in a fresh work dir.
 
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from project.errors import report_error
 from project.results import RESULTS_FILE, TEST_PREDICTIONS, read_results
 
 #: The files of a run that make its record (relative to the run dir).
@@ -46,10 +49,21 @@ def work_dir(work: Path, run: QueuedRun) -> Path:
     return Path(work) / run.study / run.name
 
 
+def recipe(overrides: Sequence[str]) -> dict[str, str]:
+    """{key: value} of the overrides that define a run's result, the last one winning as in Hydra
+    (`resume=...` only says how the result was reached)."""
+    pairs = (o.partition("=") for o in overrides)
+    return {key: value for key, _, value in pairs if key != "resume"}
+
+
 def next_action(run: QueuedRun, records: Path, work: Path) -> str:
-    """`skip` (record committed), `resume` (work dir has a checkpoint) or `start`."""
+    """`skip` (record committed), `conflict` (a record made with other overrides), `resume`
+    (work dir has a checkpoint) or `start`."""
     record = read_results(record_dir(records, run))
     if record is not None and record.get("status") in FINAL_STATUSES:
+        recorded = record.get("overrides")
+        if recorded is not None and recipe(recorded) != recipe(run.overrides):
+            return "conflict"
         return "skip"
     return "resume" if (work_dir(work, run) / LAST_CKPT).is_file() else "start"
 
@@ -88,6 +102,10 @@ def run_queue(
         action = next_action(run, records, work)
         run_dir = work_dir(work, run)
         print(f"[queue] {i}/{len(runs)} {key}: {action}", flush=True)
+        if action == "conflict":
+            report_error(_conflict_message(run, records))
+            outcome[key] = action
+            break
         if action == "skip" or dry_run:
             outcome[key] = action
             continue
@@ -104,6 +122,24 @@ def run_queue(
             print(f"[queue] interrupted during {key}; run the same command again to continue")
             break
     return outcome
+
+
+def _conflict_message(run: QueuedRun, records: Path) -> str:
+    recorded = recipe(read_results(record_dir(records, run))["overrides"])
+    queued = recipe(run.overrides)
+    changes = [
+        f"{key}: {recorded.get(key, '(unset)')} -> {queued.get(key, '(unset)')}"
+        for key in sorted(recorded.keys() | queued.keys())
+        if recorded.get(key) != queued.get(key)
+    ]
+    runs = record_dir(records, run).parent
+    return (
+        f"The committed record {record_dir(records, run)} was made with other overrides than "
+        f"this queue's run {run.study}/{run.name} (recorded -> queued: {'; '.join(changes)}), "
+        "so the study would mix two recipes in one table. Continue with the recorded recipe "
+        "(the same --epochs and overrides after --), or move the old records aside first "
+        f"(e.g. `git mv {runs} {runs}_old`) to start the study over with the new one."
+    )
 
 
 def _commit(paths: list[Path], message: str) -> None:

@@ -192,6 +192,23 @@ def test_baseline_matched_on_other_settings(tmp_path):
                      ("norm=gn batch_size=128", "norm=bn batch_size=128")}  # fmt: skip
 
 
+def test_baseline_by_a_dotted_key_matched_on_other_settings(tmp_path):
+    """`optimizer.lr` is `lr` in the flat config: the pairing must drop both (lab_l1_vs_l2)."""
+    for bs in (8, 128):
+        for lr in (0.1, 0.01):
+            run = write_run(tmp_path / f"{bs}_{lr}", "bn", 1, 0.5 + lr, batch_size=bs)
+            results = json.loads((run / "results.json").read_text())
+            results["overrides"].append(f"optimizer.lr={lr}")
+            results["config"]["lr"] = lr
+            (run / "results.json").write_text(json.dumps(results))
+    comparisons = compare_to_baseline(group_variants(load_runs([tmp_path])), "optimizer.lr=0.1")
+    pairs = {(c.variant.label, c.baseline.label) for c in comparisons}
+    assert pairs == {
+        (f"batch_size={bs} optimizer.lr=0.01", f"batch_size={bs} optimizer.lr=0.1")
+        for bs in (8, 128)
+    }
+
+
 def test_baseline_spelled_as_yaml_matches_the_sweepers_spelling(tmp_path):
     """Hydra's sweeper records `data.augment=true` as `data.augment=True`; 1e-4 is 0.0001."""
     for augment, acc in ((True, 0.7), (False, 0.6)):

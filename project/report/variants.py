@@ -190,10 +190,12 @@ def matches(variant: Variant, key: str, value: str) -> bool:
 
 
 def settings_without(variant: Variant, key: str) -> str:
-    """The variant key with `key` (and its sub-keys such as `norm.num_groups`) left out."""
+    """The variant key with `key` (and its sub-keys such as `norm.num_groups`) left out, in the
+    overrides and in the flat config, whose keys are the last part (`regularization.l1` -> `l1`)."""
+    short = key.rsplit(".", 1)[-1]
 
     def keep(k: str) -> bool:
-        return k != key and not k.startswith(key + ".")
+        return k not in (key, short) and not k.startswith(key + ".")
 
     first = variant.runs[0]
     config = {k: v for k, v in run_config(first).items() if keep(k)}

@@ -71,6 +71,19 @@ def test_every_figure_has_axis_labels_and_a_legend(rich_runs):
         assert has_legend or colorbars, name  # a colourbar is the legend of a heat map
 
 
+def test_legends_of_long_sweep_labels_stay_inside_the_figure(rich_runs):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for i, variant in enumerate(rich_runs):  # as lab_l1_vs_l2 labels its variants
+        variant.label = f"regularization.l1={i}e-05 optimizer.weight_decay=0.000{i}"
+    for name, fig in _figures(rich_runs).items():
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        for legend in fig.legends:
+            box = legend.get_window_extent(canvas.get_renderer())
+            assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, (name, box, fig.bbox)
+
+
 def test_figure_details(rich_runs):
     figs = _figures(rich_runs)
     (lr_ax,) = figs["lr_curves.png"].axes

@@ -41,7 +41,7 @@ def error_curves(variants: list[Variant], colors: dict[str, tuple]) -> Figure | 
             plot_band(ax, series, colors[v.label], v.label)
         ax.set(title=title, ylabel="error (%)")
         epoch_axis(ax)
-    legend_outside(fig, axes[0], len(variants))
+    legend_outside(fig, axes[0])
     return fig
 
 
@@ -62,7 +62,7 @@ def loss_curves(variants: list[Variant], colors: dict[str, tuple]) -> Figure | s
         ax.set(title=title, ylabel="cross-entropy loss")
         epoch_axis(ax)
     _log_if_positive(axes[0], [values for _, values in every])
-    legend_outside(fig, axes[0], len(variants))
+    legend_outside(fig, axes[0])
     return fig
 
 
@@ -86,7 +86,7 @@ def lr_curves(variants: list[Variant], colors: dict[str, tuple]) -> Figure | str
     ax.set(title="learning rate (value used during each epoch)", ylabel="lr")
     epoch_axis(ax)
     _log_if_positive(ax, values)
-    legend_outside(fig, ax, len(variants))
+    legend_outside(fig, ax)
     return fig
 
 

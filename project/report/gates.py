@@ -46,7 +46,7 @@ def rho_curves(variants: list[Variant], colors: dict[str, tuple]) -> tuple[Figur
         epoch_axis(ax)
     if most <= MAX_LEGEND_LAYERS:
         widest = max(chosen, key=lambda item: len(item[1]))
-        legend_outside(fig, axes[[v for v, _ in chosen].index(widest[0])], most)
+        legend_outside(fig, axes[[v for v, _ in chosen].index(widest[0])])
     else:
         scale = ScalarMappable(Normalize(0, most - 1), cmap)
         fig.colorbar(scale, ax=axes, label="BIN layer (0 = nearest the input)")

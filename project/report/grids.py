@@ -13,6 +13,7 @@ from project.report.plots import (
     legend_outside,
     new_figure,
     plot_band,
+    shared_legend,
 )
 from project.report.runs import Run
 from project.report.variants import Variant
@@ -57,7 +58,7 @@ def feature_quantiles(
         ax.set_title(variant.label, fontsize=8)
         ax.set_ylabel("feature value")
         epoch_axis(ax)
-    legend_outside(fig, axes[0], len(QUANTILES))
+    legend_outside(fig, axes[0])
     return fig, capped_note(len(chosen), len(available))
 
 
@@ -102,7 +103,7 @@ def weight_histograms(
             ax.set_ylabel("count", fontsize=7)
             ax.tick_params(labelsize=6)
     handles = [Patch(color=colors[v.label], label=v.label) for v, _ in rows]
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(3, len(handles)))
+    shared_legend(fig, handles, [h.get_label() for h in handles])
     shown = {id(v) for v, _ in rows}
     more = any(_has_weights(r) for v in variants if id(v) not in shown for r in v.runs)
     note = f"One run per variant (its first with weights), the first {MAX_WEIGHT_ROWS} variants."

@@ -107,11 +107,24 @@ def capped_note(shown: int, available: int) -> str:
     return f"Showing the first {shown} of {available} runs that have this data (in table order)."
 
 
-def legend_outside(fig: Figure, ax, n_entries: int) -> None:
-    """One shared legend below the axes so long sweep labels never cover the curves."""
+def legend_columns(fig: Figure, labels: list[str], most: int = 3) -> int:
+    """As many legend columns (up to `most`) as fit the figure's width: long sweep labels
+    (`regularization.l1=1e-05 optimizer.weight_decay=0.0001`) in three columns overflow it."""
+    font_in = STYLE["legend.fontsize"] / 72
+    entry_in = 0.55 * font_in * max(map(len, labels), default=1) + 0.45  # text + handle + gap
+    return max(1, min(most, len(labels), int(fig.get_figwidth() // entry_in)))
+
+
+def shared_legend(fig: Figure, handles: list, labels: list[str]) -> None:
+    """One legend for the whole figure, below the axes, as many columns as fit."""
+    fig.legend(handles, labels, loc="outside lower center", ncols=legend_columns(fig, labels))
+
+
+def legend_outside(fig: Figure, ax) -> None:
+    """The legend of `ax`'s lines, shared, below the axes: long labels never cover the curves."""
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(3, max(1, n_entries)))
+        shared_legend(fig, handles, labels)
 
 
 @dataclass

@@ -22,6 +22,17 @@ class RunDirRefused(UserError):
     match it): report it and write nothing there."""
 
 
+def required(cfg: Any, key: str, what: str, example: str) -> str:
+    """`cfg[key]` as a string; a UserError naming `key` and a whole example command when the
+    config leaves it as `???` (e.g. `ckpt` of evaluate, export and predict)."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    try:
+        return str(cfg[key])
+    except MissingMandatoryValue:
+        raise UserError(f"No {what} given: pass {key}=PATH, e.g. {example}.") from None
+
+
 def paragraph(label: str, message: str) -> str:
     # Paths and overrides stay whole (copy-pasteable): break only at spaces.
     return textwrap.fill(

@@ -26,12 +26,11 @@ import hydra
 import lightning as L
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from project.checkpoints import default_run_dir, export_weights, load_classifier
-from project.errors import UserError, run_cli, warn
+from project.errors import UserError, required, run_cli, warn
 from project.inference import (
     inference_trainer,
     predict_probabilities,
@@ -145,15 +144,17 @@ def output_dir(cfg: DictConfig, dataset: str) -> Path:
     return run_dir / f"eval_{dataset}_{cfg.split}"
 
 
+EXAMPLE = (
+    "`python -m project.evaluate ckpt=outputs/<date>/<time>/checkpoints/best.ckpt data=cifar10`"
+)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate `cfg.ckpt` on `cfg.data`'s `cfg.split`; write the outputs; return metrics."""
-    try:
-        ckpt = str(cfg.ckpt)
-    except MissingMandatoryValue:
-        raise UserError(
-            "No checkpoint given: pass ckpt=PATH, e.g. `python -m project.evaluate "
-            "ckpt=outputs/<date>/<time>/checkpoints/best.ckpt data=cifar10`."
-        ) from None
+    example = (
+        "`python -m project.evaluate ckpt=outputs/<date>/<time>/checkpoints/best.ckpt data=cifar10`"
+    )
+    ckpt = required(cfg, "ckpt", "checkpoint", example)
     if cfg.split not in SPLITS:
         raise UserError(f"split={cfg.split} is not a split; use one of {', '.join(SPLITS)}.")
     if int(cfg.batch_size) < 1:

@@ -27,10 +27,9 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
 
 from project.checkpoints import default_run_dir, export_weights
-from project.errors import UserError, run_cli
+from project.errors import required, run_cli
 from project.training.compose import CONF_DIR
 
 
@@ -44,13 +43,8 @@ def default_out(ckpt: str | Path) -> Path:
 
 
 def export(cfg: DictConfig) -> dict:
-    try:
-        ckpt = str(cfg.ckpt)
-    except MissingMandatoryValue:
-        raise UserError(
-            "No checkpoint given: pass ckpt=PATH, e.g. `python -m project.export "
-            "ckpt=outputs/<date>/<time>/checkpoints/best.ckpt`."
-        ) from None
+    example = "`python -m project.export ckpt=outputs/<date>/<time>/checkpoints/best.ckpt`"
+    ckpt = required(cfg, "ckpt", "checkpoint", example)
     out = Path(cfg.out).expanduser() if cfg.out else default_out(ckpt)
     info = export_weights(ckpt, out)
     print(

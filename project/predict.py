@@ -22,12 +22,11 @@ from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
-from omegaconf.errors import MissingMandatoryValue
 
 from project.checkpoints import load_classifier
 from project.data import CIFAR10_MEAN, CIFAR10_STD
 from project.data.files import IMAGE_SUFFIXES, ImageFilesDataModule, find_images
-from project.errors import UserError, run_cli, warn
+from project.errors import UserError, required, run_cli, warn
 from project.inference import (
     inference_trainer,
     predict_probabilities,
@@ -37,13 +36,6 @@ from project.inference import (
 from project.training.compose import CONF_DIR
 
 EXAMPLE = "`python -m project.predict ckpt=outputs/<date>/<time>/checkpoints/best.ckpt input=DIR`"
-
-
-def required(cfg: DictConfig, key: str, what: str) -> str:
-    try:
-        return str(cfg[key])
-    except MissingMandatoryValue:
-        raise UserError(f"No {what} given: pass {key}=PATH, e.g. {EXAMPLE}.") from None
 
 
 def input_images(path: Path) -> tuple[list[Path], int]:
@@ -88,8 +80,8 @@ def input_stats(meta: dict) -> dict:
 
 def predict(cfg: DictConfig) -> Path:
     """Predict every image of `cfg.input` with `cfg.ckpt`; write the CSV; return its path."""
-    ckpt = required(cfg, "ckpt", "checkpoint")
-    source = Path(required(cfg, "input", "input")).expanduser()
+    ckpt = required(cfg, "ckpt", "checkpoint", EXAMPLE)
+    source = Path(required(cfg, "input", "input", EXAMPLE)).expanduser()
     if int(cfg.batch_size) < 1:
         raise UserError(f"batch_size={cfg.batch_size} must be a positive integer.")
     device = resolve_device(str(cfg.device))

@@ -168,6 +168,16 @@ def test_bad_checkpoints_raise_user_errors(run_dir, tmp_path, capsys):
         load_model(files["other_arch.ckpt"])
 
 
+def test_no_checkpoint_is_one_paragraph_with_the_command(capsys):
+    from project import evaluate, export
+
+    for module, name in ((evaluate, "project.evaluate"), (export, "project.export")):
+        code, text = run_main(module, [], capsys)
+        text = " ".join(text.split())
+        assert code == 2 and "No checkpoint given: pass ckpt=PATH" in text, text
+        assert f"python -m {name} ckpt=" in text and "Traceback" not in text
+
+
 def test_cli_errors_in_a_real_process(run_dir, tmp_path):
     """Exit code and no traceback as a user sees them: not a checkpoint, wrong architecture."""
     notes = tmp_path / "notes.ckpt"

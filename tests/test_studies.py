@@ -70,6 +70,13 @@ def test_an_interrupted_run_resumes_and_a_broken_one_restarts(tmp_path):
         assert names == ["config.yaml", "csv/metrics.csv", "results.json", "test_predictions.npz"]
         assert next_action(run, records, work) == "skip"
 
+    # The queue stopped after `broken` finished but before its record was copied: the next
+    # queue copies it and trains nothing (a bogus python would fail any training).
+    shutil.rmtree(record_dir(records, broken))
+    assert next_action(broken, records, work) == "record"
+    outcome = run_queue([broken], records, work, python="/nonexistent")
+    assert outcome == {"toy/broken": "completed"} and next_action(broken, records, work) == "skip"
+
 
 @pytest.mark.slow  # two trainings and two reports
 def test_report_on_committed_records_equals_report_on_run_dirs(tmp_path):

@@ -8,6 +8,8 @@ csv/metrics.csv and test_predictions.npz, small text/array files, no checkpoints
 - a run whose record exists is skipped (the queue can be stopped and continued any time), but
   only if the record was made with the same overrides: a queue continued later with another recipe
   (epochs, schedule, precision) stops with a message instead of mixing two recipes in one table;
+- a run that finished in its work dir but has no record yet (the queue was stopped between the
+  two) gets its record copied, without training again;
 - a run whose work dir holds a checkpoint continues from it (`resume=true`);
 - any other run starts from scratch in a fresh work dir.
 
@@ -56,15 +58,27 @@ def recipe(overrides: Sequence[str]) -> dict[str, str]:
     return {key: value for key, _, value in pairs if key != "resume"}
 
 
+def _final_with_recipe(results: dict | None, run: QueuedRun, legacy: bool = False) -> bool:
+    """Finished (completed or diverged) with the run's overrides; `legacy`: a record without
+    overrides (written before they were recorded) counts as matching."""
+    if results is None or results.get("status") not in FINAL_STATUSES:
+        return False
+    overrides = results.get("overrides")
+    if overrides is None:
+        return legacy
+    return recipe(overrides) == recipe(run.overrides)
+
+
 def next_action(run: QueuedRun, records: Path, work: Path) -> str:
-    """`skip` (record committed), `conflict` (a record made with other overrides), `resume`
-    (work dir has a checkpoint) or `start`."""
+    """`skip` (record committed), `conflict` (a record made with other overrides), `record`
+    (finished in the work dir, record not copied yet), `resume` (work dir has a checkpoint) or
+    `start`."""
     record = read_results(record_dir(records, run))
     if record is not None and record.get("status") in FINAL_STATUSES:
-        recorded = record.get("overrides")
-        if recorded is not None and recipe(recorded) != recipe(run.overrides):
-            return "conflict"
-        return "skip"
+        return "skip" if _final_with_recipe(record, run, legacy=True) else "conflict"
+    finished = read_results(work_dir(work, run))
+    if _final_with_recipe(finished, run):
+        return "record"
     return "resume" if (work_dir(work, run) / LAST_CKPT).is_file() else "start"
 
 
@@ -111,14 +125,17 @@ def run_queue(
             continue
         if action == "start" and run_dir.exists():
             shutil.rmtree(run_dir)  # an earlier attempt without a checkpoint: nothing to keep
-        proc = subprocess.run(train_command(run, run_dir, action == "resume", python))
-        status = (read_results(run_dir) or {}).get("status", f"exit code {proc.returncode}")
+        returncode = 0
+        if action != "record":
+            proc = subprocess.run(train_command(run, run_dir, action == "resume", python))
+            returncode = proc.returncode
+        status = (read_results(run_dir) or {}).get("status", f"exit code {returncode}")
         outcome[key] = status
         if status in FINAL_STATUSES:
             copied = save_record(run_dir, record_dir(records, run))
             if commit:
                 _commit(copied, f"{key}: {status} (record of the finished run)")
-        elif proc.returncode in (130, 143):  # interrupted: stop the queue, keep the work dir
+        elif returncode in (130, 143):  # interrupted: stop the queue, keep the work dir
             print(f"[queue] interrupted during {key}; run the same command again to continue")
             break
     return outcome

@@ -151,10 +151,7 @@ EXAMPLE = (
 
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate `cfg.ckpt` on `cfg.data`'s `cfg.split`; write the outputs; return metrics."""
-    example = (
-        "`python -m project.evaluate ckpt=outputs/<date>/<time>/checkpoints/best.ckpt data=cifar10`"
-    )
-    ckpt = required(cfg, "ckpt", "checkpoint", example)
+    ckpt = required(cfg, "ckpt", "checkpoint", EXAMPLE)
     if cfg.split not in SPLITS:
         raise UserError(f"split={cfg.split} is not a split; use one of {', '.join(SPLITS)}.")
     if int(cfg.batch_size) < 1:
@@ -168,7 +165,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if n == 0:
         raise UserError(f"The {cfg.split} split of data={dm.dataset} is empty; choose another.")
     loss = CrossEntropySum()
-    trainer = inference_trainer(device, [loss])
+    trainer = inference_trainer(device, [loss], str(cfg.precision))
     # Metrics as a training run's final evaluation computes them; then per-image probabilities.
     values = evaluate_splits(trainer, module, dm, [cfg.split]).metrics
     probs, targets = predict_probabilities(trainer, module, dm)

@@ -36,10 +36,14 @@ def resolve_device(name: str) -> torch.device:
         raise UserError(f"device={name} is not a device; use device=cpu or device=cuda.") from None
 
 
-def inference_trainer(device: torch.device, callbacks: Sequence[L.Callback] = ()) -> L.Trainer:
-    """A single-device Trainer for `test`/`predict`: no logger, no checkpoints, a progress bar."""
+def inference_trainer(
+    device: torch.device, callbacks: Sequence[L.Callback] = (), precision: str = "32-true"
+) -> L.Trainer:
+    """A single-device Trainer for `test`/`predict`: no logger, no checkpoints, a progress bar.
+    `precision` as Lightning's (`bf16-mixed` reproduces a bf16 training run's own numbers)."""
     return L.Trainer(
         accelerator=device.type,
+        precision=precision,
         devices=[device.index] if device.type == "cuda" and device.index is not None else 1,
         logger=False,
         enable_checkpointing=False,

@@ -13,7 +13,7 @@ import pytest
 
 from project.studies.full_scale import STUDIES, plan
 from project.studies.queue import QueuedRun, next_action, record_dir, run_queue, work_dir
-from tests.helpers import TINY, read_results, train
+from tests.helpers import REPO, SHARED_DATA, TINY, cli, read_results, train
 
 QUIET = [*TINY, "trainer.enable_progress_bar=false"]
 
@@ -29,6 +29,32 @@ def test_a_recorded_run_is_skipped(tmp_path):
     (dest / "results.json").write_text('{"status": "completed"}')
     outcome = run_queue([run], tmp_path / "records", tmp_path / "work", python="/nonexistent")
     assert outcome == {"toy/a": "skip"}  # never started a process (the python path is bogus)
+
+
+def test_weights_follow_the_validation_best_seed_of_each_variant(tmp_path, monkeypatch):
+    from project.studies import weights
+
+    exported = []
+    monkeypatch.setattr(
+        weights,
+        "export_weights",
+        lambda ckpt, out: exported.append((Path(ckpt).parent.parent.name, out)),
+    )
+    for name, val, test in (("bn_s0", 0.5, 0.9), ("bn_s1", 0.7, 0.1), ("bn_s2", 0.6, 0.95)):
+        run_dir = tmp_path / "work" / name
+        (run_dir / "checkpoints").mkdir(parents=True)
+        (run_dir / "checkpoints" / "best.ckpt").write_text("stub")
+        (run_dir / "config.yaml").write_text(
+            "data: {root: ../d}\ntrainer: {precision: bf16-mixed}\n"
+        )
+        results = {"status": "completed", "config": {"data": "folder"},
+                   "metrics": {"val/acc": val, "test/acc": test}}  # fmt: skip
+        (run_dir / "results.json").write_text(json.dumps(results))
+        weights.keep_if_best(run_dir, tmp_path / "records", "study", name)
+    assert [name for name, _ in exported] == ["bn_s0", "bn_s1"]  # s2: better test, worse val
+    info = weights.current_best(tmp_path / "records", "study", "bn")
+    assert info["run"] == "bn_s1" and info["test_acc"] == 0.1
+    assert "data=folder data.root=../d precision=bf16-mixed" in info["evaluate"]
 
 
 def test_a_record_of_another_recipe_stops_the_queue(tmp_path, capsys):
@@ -70,6 +96,13 @@ def test_an_interrupted_run_resumes_and_a_broken_one_restarts(tmp_path):
         assert names == ["config.yaml", "csv/metrics.csv", "results.json", "test_predictions.npz"]
         assert next_action(run, records, work) == "skip"
 
+    # Each variant's validation-best weights, loadable by evaluate with the recorded accuracy.
+    for run in (resumable, broken):
+        info = json.loads((records / "toy" / "weights" / f"{run.name}.json").read_text())
+        recorded = read_results(work_dir(work, run))["metrics"]
+        assert info["run"] == run.name and info["val_acc"] == recorded["val/acc"]
+        assert (records / "toy" / "weights" / f"{run.name}.pt").is_file()
+
     # The queue stopped after `broken` finished but before its record was copied: the next
     # queue copies it and trains nothing (a bogus python would fail any training).
     shutil.rmtree(record_dir(records, broken))
@@ -104,3 +137,21 @@ def test_every_study_plans_distinct_runs_on_the_full_dataset(study):
     for run in runs:
         assert "data.root=../shared/data/cifar10-jpeg" in run.overrides
         assert run.overrides[-2:] == ("trainer.max_epochs=30", "scheduler=cosine")
+
+
+COMMITTED_WEIGHTS = sorted((REPO / "experiments").glob("*/weights/*.json"))
+
+
+@pytest.mark.slow  # evaluates each committed net on the 10,000 test images
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10-jpeg").is_dir(), reason="needs cifar10-jpeg")
+@pytest.mark.skipif(not COMMITTED_WEIGHTS, reason="no study has committed weights yet")
+@pytest.mark.parametrize("info_path", COMMITTED_WEIGHTS, ids=lambda p: f"{p.parts[-3]}/{p.stem}")
+def test_committed_weights_reproduce_their_recorded_test_accuracy(info_path, tmp_path):
+    """The command each weights/<variant>.json states, as a user runs it (from the repo root)."""
+    info = json.loads(info_path.read_text())
+    args = info["evaluate"].split()[3:]  # after `python -m project.evaluate`
+    args = [a for a in args if not a.startswith("out=")] + [f"out={tmp_path}"]
+    proc = cli("project.evaluate", *args, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    accuracy = json.loads((tmp_path / "metrics.json").read_text())["accuracy"]
+    assert accuracy == pytest.approx(info["test_acc"], abs=1e-3)  # 10 of 10,000 images

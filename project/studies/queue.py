@@ -13,6 +13,9 @@ csv/metrics.csv and test_predictions.npz, small text/array files, no checkpoints
 - a run whose work dir holds a checkpoint continues from it (`resume=true`);
 - any other run starts from scratch in a fresh work dir.
 
+Each finished run whose validation accuracy is its variant's best so far also has its weights
+exported to `experiments/<study>/weights/<variant>.pt` (`project.studies.weights`).
+
 The report reads the committed records directly:
 `python -m project.report experiments/<study>/runs`.
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from project.errors import report_error
 from project.results import RESULTS_FILE, TEST_PREDICTIONS, read_results
+from project.studies.weights import keep_if_best
 
 #: The files of a run that make its record (relative to the run dir).
 RECORD_FILES = (RESULTS_FILE, "config.yaml", "csv/metrics.csv", TEST_PREDICTIONS)
@@ -120,6 +124,12 @@ def run_queue(
             report_error(_conflict_message(run, records))
             outcome[key] = action
             break
+        if action == "skip" and not dry_run and run_dir.is_dir():
+            # Recorded before weights were kept, or by another queue: its work dir still has the
+            # checkpoint, so the variant's best weights can still be chosen.
+            kept = keep_if_best(run_dir, records, run.study, run.name)
+            if kept and commit:
+                _commit(kept, f"{key}: weights (validation-best of its variant so far)")
         if action == "skip" or dry_run:
             outcome[key] = action
             continue
@@ -133,6 +143,7 @@ def run_queue(
         outcome[key] = status
         if status in FINAL_STATUSES:
             copied = save_record(run_dir, record_dir(records, run))
+            copied += keep_if_best(run_dir, records, run.study, run.name)
             if commit:
                 _commit(copied, f"{key}: {status} (record of the finished run)")
         elif returncode in (130, 143):  # interrupted: stop the queue, keep the work dir

@@ -296,5 +296,5 @@ def test_cli(sweep, report, tmp_path):
     assert {p.name: p.read_bytes() for p in sorted((tmp_path / "out").iterdir())} == expected
     bad = _cli(str(tmp_path / "does-not-exist"))
     assert bad.returncode != 0
-    assert "does not exist" in bad.stderr
+    assert "does not exist" in " ".join(bad.stderr.split())  # one paragraph, wrapped
     assert "Traceback" not in bad.stderr + bad.stdout

@@ -57,6 +57,36 @@ def test_weights_follow_the_validation_best_seed_of_each_variant(tmp_path, monke
     assert "data=folder data.root=../d precision=bf16-mixed" in info["evaluate"]
 
 
+def test_records_are_committed_in_their_own_repository_while_its_index_is_locked(
+    tmp_path, monkeypatch
+):
+    """As when the queue runs from a separate worktree and the user commits meanwhile."""
+    import subprocess
+    import threading
+
+    from project.studies.queue import _commit
+
+    repo = tmp_path / "repo"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "other.txt").write_text("not part of the record")
+    record = repo / "experiments" / "s" / "runs" / "a" / "results.json"
+    record.parent.mkdir(parents=True)
+    record.write_text("{}")
+    monkeypatch.chdir(tmp_path)  # not inside the repository
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "t")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "t@t")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "t")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "t@t")
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")
+    threading.Timer(1.0, lock.unlink).start()  # another git process finishes after a second
+    _commit([record], "s/a: completed")
+    files = subprocess.run([*git, "show", "--name-only", "--format=%s", "HEAD"],
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert files == ["s/a:", "completed", "experiments/s/runs/a/results.json"]
+
+
 def test_a_record_of_another_recipe_stops_the_queue(tmp_path, capsys):
     old, new = _run("a", "trainer.max_epochs=2", "resume=true"), _run("a", "trainer.max_epochs=3")
     dest = record_dir(tmp_path / "records", old)

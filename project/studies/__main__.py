@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from project.errors import report_error
+from project.errors import UserError, report_error
 from project.studies.full_scale import STUDIES, plan
 from project.studies.queue import run_queue
 
@@ -42,9 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         report_error(f"--seeds {args.seeds!r} is not a comma list of integers, e.g. 0,1,2.")
         return 2
     runs = plan(args.studies, seeds, args.epochs, extra)
-    outcome = run_queue(
-        runs, Path(args.records), Path(args.work), dry_run=args.dry_run, commit=args.commit
-    )
+    try:
+        outcome = run_queue(
+            runs, Path(args.records), Path(args.work), dry_run=args.dry_run, commit=args.commit
+        )
+    except UserError as err:
+        report_error(str(err))
+        return 1
     done = sum(v in ("skip", "completed", "diverged") for v in outcome.values())
     print(f"[queue] {done} of {len(runs)} runs have a record")
     return 0 if done == len(runs) or args.dry_run else 1

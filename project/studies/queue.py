@@ -25,11 +25,12 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from project.errors import report_error
+from project.errors import UserError, report_error
 from project.results import RESULTS_FILE, TEST_PREDICTIONS, read_results
 from project.studies.weights import keep_if_best
 
@@ -170,6 +171,20 @@ def _conflict_message(run: QueuedRun, records: Path) -> str:
     )
 
 
-def _commit(paths: list[Path], message: str) -> None:
-    subprocess.run(["git", "add", "--", *map(str, paths)], check=True)
-    subprocess.run(["git", "commit", "-q", "-m", message, "--", *map(str, paths)], check=True)
+def _commit(paths: list[Path], message: str, tries: int = 5) -> None:
+    """Commit `paths` (and nothing else) in the repository that holds them, which need not be the
+    current directory's (a queue run from a separate worktree commits into the main checkout).
+    Retries while another git process holds the index lock (a user committing meanwhile)."""
+    files = [str(Path(p).resolve()) for p in paths]
+    repo = ["git", "-C", str(Path(files[0]).parent)]
+    for attempt in range(tries):
+        add = subprocess.run([*repo, "add", "--", *files], capture_output=True, text=True)
+        done = add.returncode == 0 and subprocess.run(
+            [*repo, "commit", "-q", "-m", message, "--", *files], capture_output=True, text=True
+        )
+        if done and done.returncode == 0:
+            return
+        error = (add.stderr if add.returncode else done.stderr).strip()
+        if "index.lock" not in error or attempt == tries - 1:
+            raise UserError(f"git could not commit the record {files[0]}: {error}")
+        time.sleep(2)

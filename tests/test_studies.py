@@ -54,6 +54,8 @@ def test_weights_follow_the_validation_best_seed_of_each_variant(tmp_path, monke
     assert [name for name, _ in exported] == ["bn_s0", "bn_s1"]  # s2: better test, worse val
     info = weights.current_best(tmp_path / "records", "study", "bn")
     assert info["run"] == "bn_s1" and info["test_acc"] == 0.1
+    command = "python -m project.evaluate ckpt=records/study/weights/bn.pt"  # repo-relative
+    assert info["evaluate"].startswith(command)
     assert "data=folder data.root=../d precision=bf16-mixed" in info["evaluate"]
 
 

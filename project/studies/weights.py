@@ -51,6 +51,8 @@ def keep_if_best(run_dir: Path, records: Path, study: str, run_name: str) -> lis
     out = weights_dir(records, study)
     pt, info = out / f"{variant}.pt", out / f"{variant}.json"
     out.mkdir(parents=True, exist_ok=True)
+    # As typed from the repository root (`records` is its experiments/), wherever the queue ran.
+    shown = pt.resolve().relative_to(Path(records).resolve().parent)
     export_weights(ckpt, pt)
     config = OmegaConf.load(Path(run_dir) / "config.yaml")
     precision = OmegaConf.select(config, "trainer.precision", default=None) or "32-true"
@@ -67,7 +69,7 @@ def keep_if_best(run_dir: Path, records: Path, study: str, run_name: str) -> lis
                 "test_acc": results["metrics"].get("test/acc"),
                 "precision": precision,
                 "evaluate": (
-                    f"python -m project.evaluate ckpt={pt.as_posix()} {data} "
+                    f"python -m project.evaluate ckpt={shown.as_posix()} {data} "
                     f"precision={precision} out=outputs/eval/{study}/{variant}"
                 ),
             },

@@ -94,7 +94,8 @@ def predict(cfg: DictConfig) -> Path:
     module, meta = load_classifier(ckpt)
     stats = input_stats(meta)
     dm = ImageFilesDataModule(files, stats, batch_size=int(cfg.batch_size))
-    probs, _ = predict_probabilities(inference_trainer(device), module, dm)
+    trainer = inference_trainer(device, precision=str(cfg.precision))
+    probs, _ = predict_probabilities(trainer, module, dm)
     names = meta["class_names"]
     root = source if source.is_dir() else source.parent
     rows = [

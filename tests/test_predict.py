@@ -84,6 +84,22 @@ def test_predict_folder_of_mixed_images(ckpt, tmp_path, capsys):
     assert all(class_names[int(r[1])] == r[2] for r in rows)
 
 
+def test_predict_in_bf16_matches_float32_within_bf16_precision(ckpt, tmp_path, capsys):
+    from project import predict
+
+    folder = tmp_path / "images"
+    make_images(folder)
+    probs = {}
+    for precision in ("32-true", "bf16-mixed"):
+        out = tmp_path / f"{precision}.csv"
+        args = [f"ckpt={ckpt}", f"input={folder}", f"out={out}", f"precision={precision}"]
+        code, text = run_main(predict, args, capsys)
+        assert code == 0, text
+        probs[precision] = torch.tensor([[float(v) for v in r[3:]] for r in read_csv(out)[1]])
+    assert not torch.equal(probs["32-true"], probs["bf16-mixed"])  # bf16 really ran
+    torch.testing.assert_close(probs["bf16-mixed"], probs["32-true"], rtol=0, atol=0.05)
+
+
 def test_predict_single_image_from_the_command_line(ckpt, tmp_path):
     image = tmp_path / "cat.jpeg"
     Image.fromarray(np.full((64, 50, 3), 200, dtype=np.uint8)).save(image)

@@ -162,6 +162,11 @@ def test_report_on_committed_records_equals_report_on_run_dirs(tmp_path):
     assert table(tmp_path / "from_runs") == table(tmp_path / "from_records")
 
 
+def test_the_queue_finishes_every_variant_of_a_seed_before_the_next_seed():
+    seeds = [r.name.rsplit("_s", 1)[1] for r in plan(["norm_comparison"], seeds=(0, 1))]
+    assert seeds == sorted(seeds) and len(seeds) == 14  # 6 norms + none_warmup, per seed
+
+
 @pytest.mark.parametrize("study", list(STUDIES))
 def test_every_study_plans_distinct_runs_on_the_full_dataset(study):
     runs = plan([study], seeds=(0, 1), epochs=30, extra=("scheduler=cosine",))

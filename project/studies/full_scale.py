@@ -29,25 +29,23 @@ def norm_comparison(seeds: Sequence[int]) -> list[QueuedRun]:
     """COL775 1.2: ResNet-14, every norm at batch 128, lr 0.1; plus `none` with the fair
     baseline's warm-up and zero-init residuals (issue 13), so it compares normalisation, not
     divergence at lr 0.1."""
-    runs = [
-        _run("norm_comparison", norm, s, "experiment=norm_comparison", f"norm={norm}")
+    fair_none = (
+        "norm=none",
+        "scheduler.warmup_epochs=2",
+        "model.zero_init_residual=true",
+        "norm_name=none_warmup",
+    )
+    return [
+        run
         for s in seeds
-        for norm in NORMS
-    ]
-    runs += [
-        _run(
-            "norm_comparison",
-            "none_warmup",
-            s,
-            "experiment=norm_comparison",
-            "norm=none",
-            "scheduler.warmup_epochs=2",
-            "model.zero_init_residual=true",
-            "norm_name=none_warmup",
+        for run in (
+            *(
+                _run("norm_comparison", n, s, "experiment=norm_comparison", f"norm={n}")
+                for n in NORMS
+            ),
+            _run("norm_comparison", "none_warmup", s, "experiment=norm_comparison", *fair_none),
         )
-        for s in seeds
     ]
-    return runs
 
 
 def bn_sanity(seeds: Sequence[int]) -> list[QueuedRun]:

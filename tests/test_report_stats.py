@@ -177,6 +177,7 @@ def test_bootstrap_in_report_from_saved_predictions(tmp_path):
     assert "test_predictions.npz" in by["ln"]["note"]
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "norm=gn \u2212 norm=bn: +10.00 points [" in md and "paired bootstrap" in md
+    assert "seed-to-seed variation is not in it" in md  # single runs: say what the interval omits
 
 
 def test_baseline_matched_on_other_settings(tmp_path):

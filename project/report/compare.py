@@ -177,6 +177,9 @@ def sentence(c: Comparison) -> str:
         return head + f", {_how(c)}."
     interval = f" [{_points(c.result.lo)}, {_points(c.result.hi)}]"
     word = "distinguishable" if verdict else "not distinguishable"
+    if c.result.test == "bootstrap":  # one run each: only the test images are resampled
+        noise = "test-set sampling noise (one run each: seed-to-seed variation is not in it)"
+        return head + interval + f", {_how(c)}: {word} from {noise}."
     return head + interval + f", {_how(c)}: {word} from noise."
 
 

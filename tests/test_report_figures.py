@@ -71,7 +71,7 @@ def test_every_figure_has_axis_labels_and_a_legend(rich_runs):
         assert has_legend or colorbars, name  # a colourbar is the legend of a heat map
 
 
-def test_legends_of_long_sweep_labels_stay_inside_the_figure(rich_runs):
+def test_long_sweep_labels_stay_inside_the_figure_and_their_panels(rich_runs):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     for i, variant in enumerate(rich_runs):  # as lab_l1_vs_l2 labels its variants
@@ -79,9 +79,15 @@ def test_legends_of_long_sweep_labels_stay_inside_the_figure(rich_runs):
     for name, fig in _figures(rich_runs).items():
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
+        renderer = canvas.get_renderer()
         for legend in fig.legends:
-            box = legend.get_window_extent(canvas.get_renderer())
+            box = legend.get_window_extent(renderer)
             assert box.x0 >= 0 and box.x1 <= fig.bbox.x1, (name, box, fig.bbox)
+        for ax in fig.axes:  # a panel's title is no wider than its panel: no overlap
+            title = ax.title
+            if title.get_text():
+                width = title.get_window_extent(renderer).width
+                assert width <= 1.15 * ax.get_window_extent(renderer).width, (name, title)
 
 
 def test_figure_details(rich_runs):

@@ -13,7 +13,14 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from project.report.grids import grid
-from project.report.plots import PlotSpec, capped_note, epoch_axis, legend_outside, plot_band
+from project.report.plots import (
+    PlotSpec,
+    capped_note,
+    epoch_axis,
+    legend_outside,
+    panel_title,
+    plot_band,
+)
 from project.report.runs import natural_key
 from project.report.variants import Variant
 
@@ -42,7 +49,7 @@ def rho_curves(variants: list[Variant], colors: dict[str, tuple]) -> tuple[Figur
             series = [r.history.series(col) for r in variant.runs]
             color = cmap(i / max(1, most - 1))
             plot_band(ax, series, color, col[len(PREFIX) :], linewidth=1)
-        ax.set(title=variant.label, ylabel="mean gate \u03c1", ylim=(-0.02, 1.02))
+        ax.set(title=panel_title(variant.label), ylabel="mean gate \u03c1", ylim=(-0.02, 1.02))
         epoch_axis(ax)
     if most <= MAX_LEGEND_LAYERS:
         widest = max(chosen, key=lambda item: len(item[1]))

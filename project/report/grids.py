@@ -12,6 +12,7 @@ from project.report.plots import (
     epoch_axis,
     legend_outside,
     new_figure,
+    panel_title,
     plot_band,
     shared_legend,
 )
@@ -55,7 +56,7 @@ def feature_quantiles(
     for ax, variant in zip(axes, chosen):
         for q, col, shade in zip(QUANTILES, cols, shades):
             plot_band(ax, [r.history.series(col) for r in variant.runs], shade, q)
-        ax.set_title(variant.label, fontsize=8)
+        ax.set_title(panel_title(variant.label), fontsize=8)
         ax.set_ylabel("feature value")
         epoch_axis(ax)
     legend_outside(fig, axes[0])
@@ -149,7 +150,8 @@ def confusion_matrices(
         ax.set_xticks(range(0, k, step), ticks[::step], rotation=90, fontsize=6)
         ax.set_yticks(range(0, k, step), ticks[::step], fontsize=6)
         summed = f" ({runs} runs summed)" if runs > 1 else ""
-        ax.set(title=variant.label + summed, xlabel="predicted class", ylabel="true class")
+        title = panel_title(variant.label + summed)
+        ax.set(title=title, xlabel="predicted class", ylabel="true class")
         ax.grid(False)
         if k <= 10:
             for i in range(k):

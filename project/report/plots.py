@@ -107,6 +107,14 @@ def capped_note(shown: int, available: int) -> str:
     return f"Showing the first {shown} of {available} runs that have this data (in table order)."
 
 
+def panel_title(label: str, width: int = 36) -> str:
+    """A variant label wrapped at spaces to fit one panel of a grid (long sweep labels such as
+    `norm=none scheduler.warmup_epochs=2 model.zero_init_residual=true` ran into the next one)."""
+    import textwrap
+
+    return textwrap.fill(label, width, break_long_words=False, break_on_hyphens=False)
+
+
 def legend_columns(fig: Figure, labels: list[str], most: int = 3) -> int:
     """As many legend columns (up to `most`) as fit the figure's width: long sweep labels
     (`regularization.l1=1e-05 optimizer.weight_decay=0.0001`) in three columns overflow it."""

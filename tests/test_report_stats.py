@@ -180,6 +180,24 @@ def test_bootstrap_in_report_from_saved_predictions(tmp_path):
     assert "seed-to-seed variation is not in it" in md  # single runs: say what the interval omits
 
 
+def test_study_in_progress_bootstraps_against_the_baselines_run_of_the_same_seed(tmp_path):
+    """gn has seed 1 only, bn seeds 1 and 2: gn is compared with bn's seed-1 run."""
+    n, k = 400, 40
+    target = np.arange(n) % 3
+    wrong = target.copy()
+    wrong[:k] = (target[:k] + 1) % 3
+    write_run(tmp_path / "bn1", "bn", 1, 1 - k / n, pred=wrong, target=target)
+    write_run(tmp_path / "bn2", "bn", 2, 0.2, pred=(target + 1) % 3, target=target)
+    write_run(tmp_path / "gn1", "gn", 1, 1.0, pred=target.copy(), target=target)
+    make_report([tmp_path], tmp_path / "out", baseline="norm=bn")
+    rows = [r for r in read_csv(tmp_path / "out" / "comparison.csv") if r["metric"] == "test/acc"]
+    (gn,) = rows
+    assert gn["test"] == "bootstrap" and float(gn["diff"]) == pytest.approx(
+        k / n
+    )  # not vs 2's mean
+    assert "seed 1 only (the other side has 2 runs)" in gn["note"]
+
+
 def test_baseline_matched_on_other_settings(tmp_path):
     for bs in (8, 128):
         for norm, acc in (("bn", 0.7), ("gn", 0.6)):

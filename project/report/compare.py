@@ -16,6 +16,7 @@ compared with the baseline whose other settings equal its own.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -23,7 +24,7 @@ import numpy as np
 
 from project.errors import UserError
 from project.report.predictions import read_predictions
-from project.report.runs import natural_key
+from project.report.runs import Run, natural_key
 from project.report.stats import (
     BOOTSTRAP_RESAMPLES,
     Difference,
@@ -32,7 +33,13 @@ from project.report.stats import (
     welch_difference,
 )
 from project.report.tables import to_csv
-from project.report.variants import Variant, matches, parse_baseline, settings_without
+from project.report.variants import (
+    Variant,
+    matches,
+    parse_baseline,
+    run_seed,
+    settings_without,
+)
 
 #: The metrics compared; test micro F1 is left out because it equals test accuracy.
 COMPARED_METRICS = ("test/acc", "test/f1_macro")
@@ -58,8 +65,8 @@ def _finite(variant: Variant, metric: str) -> list[float]:
     return [v for v in variant.values(metric) if v is not None and math.isfinite(v)]
 
 
-def _bootstrap(variant: Variant, baseline: Variant) -> Difference:
-    preds = [read_predictions(v.runs[0].path) for v in (variant, baseline)]
+def _bootstrap(run: Run, baseline_run: Run) -> Difference:
+    preds = [read_predictions(r.path) for r in (run, baseline_run)]
     if any(p is None for p in preds):
         return Difference("none", None, note="single runs without test_predictions.npz")
     a, b = preds
@@ -68,6 +75,28 @@ def _bootstrap(variant: Variant, baseline: Variant) -> Difference:
     result = bootstrap_accuracy_difference(a.pred, b.pred, a.target)
     note = f"{a.target.size} test images, {BOOTSTRAP_RESAMPLES} resamples"
     return Difference(result.test, result.diff, result.lo, result.hi, note=note)
+
+
+def _finite_value(run: Run, metric: str) -> float | None:
+    value = (run.results.get("metrics") or {}).get(metric)
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _single_pair(variant: Variant, baseline: Variant, n_a: int, n_b: int) -> tuple[Run, Run] | None:
+    """The two runs to bootstrap: both variants' only runs, or the single run of one side and the
+    other side's run of the same seed; None when neither applies."""
+    if n_a == n_b == 1 == len(variant.runs) == len(baseline.runs):
+        return variant.runs[0], baseline.runs[0]
+    if min(n_a, n_b) != 1:
+        return None
+    single, other = (variant, baseline) if len(variant.runs) == 1 else (baseline, variant)
+    if len(single.runs) != 1:
+        return None
+    seed = run_seed(single.runs[0])
+    match = [r for r in other.runs if seed is not None and run_seed(r) == seed]
+    if len(match) != 1:
+        return None
+    return (single.runs[0], match[0]) if single is variant else (match[0], single.runs[0])
 
 
 def difference(variant: Variant, baseline: Variant, metric: str) -> Comparison:
@@ -79,13 +108,22 @@ def difference(variant: Variant, baseline: Variant, metric: str) -> Comparison:
         result = paired_difference([by_a[s] for s in seeds], [by_b[s] for s in seeds])
     elif len(a) >= 2 and len(b) >= 2:
         result = welch_difference(a, b)
-    elif len(a) == len(b) == 1 == len(variant.runs) == len(baseline.runs):
+    elif pair := _single_pair(variant, baseline, len(a), len(b)):
+        # One run each, or (a study still in progress) one run against the baseline's run of the
+        # same seed: the interval can only come from resampling that pair's test images.
+        run, base_run = pair
         if metric == "test/acc":
-            result = _bootstrap(variant, baseline)
+            result = _bootstrap(run, base_run)
         else:
             result = Difference("none", None, note="the bootstrap covers test accuracy only")
+        values = (_finite_value(run, metric), _finite_value(base_run, metric))
+        point = None if None in values else values[0] - values[1]
         if result.diff is None:  # no predictions: still show the point difference
-            result = Difference("none", a[0] - b[0], note=result.note)
+            result = Difference("none", point, note=result.note)
+        elif len(b) > 1 or len(a) > 1:
+            more = max(len(a), len(b))
+            note = f"{result.note}; seed {run_seed(run)} only (the other side has {more} runs)"
+            result = dataclasses.replace(result, note=note)
     else:
         diff = float(np.mean(a) - np.mean(b)) if a and b else None
         result = Difference(

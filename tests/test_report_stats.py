@@ -160,11 +160,17 @@ def test_bootstrap_known_difference(k):
     assert bootstrap_accuracy_difference(target, wrong, target) == result  # fixed seed
 
 
+def wrong_on_first(k: int, n: int, classes: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """(target, pred) over n test images: pred is wrong on exactly the first k."""
+    target = np.arange(n) % classes
+    wrong = target.copy()
+    wrong[:k] = (target[:k] + 1) % classes
+    return target, wrong
+
+
 def test_bootstrap_in_report_from_saved_predictions(tmp_path):
     n, k = 400, 40
-    target = np.arange(n) % 3
-    wrong = target.copy()
-    wrong[:k] = (target[:k] + 1) % 3
+    target, wrong = wrong_on_first(k, n)
     write_run(tmp_path / "bn", "bn", 1, 1 - k / n, pred=wrong, target=target)
     write_run(tmp_path / "gn", "gn", 1, 1.0, pred=target.copy(), target=target)
     write_run(tmp_path / "ln", "ln", 1, 0.5)  # no predictions saved: no interval, said so
@@ -183,9 +189,7 @@ def test_bootstrap_in_report_from_saved_predictions(tmp_path):
 def test_study_in_progress_bootstraps_against_the_baselines_run_of_the_same_seed(tmp_path):
     """gn has seed 1 only, bn seeds 1 and 2: gn is compared with bn's seed-1 run."""
     n, k = 400, 40
-    target = np.arange(n) % 3
-    wrong = target.copy()
-    wrong[:k] = (target[:k] + 1) % 3
+    target, wrong = wrong_on_first(k, n)
     write_run(tmp_path / "bn1", "bn", 1, 1 - k / n, pred=wrong, target=target)
     write_run(tmp_path / "bn2", "bn", 2, 0.2, pred=(target + 1) % 3, target=target)
     write_run(tmp_path / "gn1", "gn", 1, 1.0, pred=target.copy(), target=target)

@@ -78,8 +78,8 @@ def _bootstrap(run: Run, baseline_run: Run) -> Difference:
 
 
 def _finite_value(run: Run, metric: str) -> float | None:
-    value = (run.results.get("metrics") or {}).get(metric)
-    return float(value) if value is not None and math.isfinite(value) else None
+    value = run.metrics.get(metric)
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _single_pair(variant: Variant, baseline: Variant, n_a: int, n_b: int) -> tuple[Run, Run] | None:

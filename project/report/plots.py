@@ -9,6 +9,7 @@ gives byte-identical PNGs.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,8 +111,6 @@ def capped_note(shown: int, available: int) -> str:
 def panel_title(label: str, width: int = 36) -> str:
     """A variant label wrapped at spaces to fit one panel of a grid (long sweep labels such as
     `norm=none scheduler.warmup_epochs=2 model.zero_init_residual=true` ran into the next one)."""
-    import textwrap
-
     return textwrap.fill(label, width, break_long_words=False, break_on_hyphens=False)
 
 

@@ -177,14 +177,15 @@ def _commit(paths: list[Path], message: str, tries: int = 5) -> None:
     Retries while another git process holds the index lock (a user committing meanwhile)."""
     files = [str(Path(p).resolve()) for p in paths]
     repo = ["git", "-C", str(Path(files[0]).parent)]
+    steps = (["add", "--", *files], ["commit", "-q", "-m", message, "--", *files])
     for attempt in range(tries):
-        add = subprocess.run([*repo, "add", "--", *files], capture_output=True, text=True)
-        done = add.returncode == 0 and subprocess.run(
-            [*repo, "commit", "-q", "-m", message, "--", *files], capture_output=True, text=True
-        )
-        if done and done.returncode == 0:
+        for step in steps:
+            proc = subprocess.run([*repo, *step], capture_output=True, text=True)
+            if proc.returncode:
+                break
+        else:
             return
-        error = (add.stderr if add.returncode else done.stderr).strip()
+        error = proc.stderr.strip()
         if "index.lock" not in error or attempt == tries - 1:
             raise UserError(f"git could not commit the record {files[0]}: {error}")
         time.sleep(2)

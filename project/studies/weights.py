@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from project.checkpoints import export_weights
+from project.io import atomic_write_json
 from project.results import read_results
 
 
@@ -59,22 +60,19 @@ def keep_if_best(run_dir: Path, records: Path, study: str, run_name: str) -> lis
     group = (results.get("config") or {}).get("data") or "folder"
     root = config.data.get("root")
     data = f"data={group}" + (f" data.root={root}" if root else "")
-    info.write_text(
-        json.dumps(
-            {
-                "variant": variant,
-                "run": run_name,
-                "record": f"{study}/runs/{run_name}",
-                "val_acc": val,
-                "test_acc": results["metrics"].get("test/acc"),
-                "precision": precision,
-                "evaluate": (
-                    f"python -m project.evaluate ckpt={shown.as_posix()} {data} "
-                    f"precision={precision} out=outputs/eval/{study}/{variant}"
-                ),
-            },
-            indent=2,
-        )
-        + "\n"
+    atomic_write_json(
+        info,
+        {
+            "variant": variant,
+            "run": run_name,
+            "record": f"{study}/runs/{run_name}",
+            "val_acc": val,
+            "test_acc": results["metrics"].get("test/acc"),
+            "precision": precision,
+            "evaluate": (
+                f"python -m project.evaluate ckpt={shown.as_posix()} {data} "
+                f"precision={precision} out=outputs/eval/{study}/{variant}"
+            ),
+        },
     )
     return [pt, info]

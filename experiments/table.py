@@ -1,6 +1,12 @@
 """Print the compact results table of a study for its README, from the report's summary.csv.
 
     python experiments/table.py experiments/norm_comparison/summary.csv [more.csv ...]
+    python experiments/table.py experiments/norm_comparison/full/summary.csv \
+        --into experiments/norm_comparison/README.md --marker full-table
+
+The first prints the table; the second writes it into the README between
+`<!-- full-table:begin -->` and `<!-- full-table:end -->`, so a re-run study updates its README
+without hand-copying numbers.
 
 One row per variant (runs that differ only in seed): accuracies as mean ± std over the seeds
 (n = number of runs; a single run has no std), the validation-best variant marked with *.
@@ -9,7 +15,8 @@ variant's test-accuracy difference to the baseline with its 95% interval.
 The full tables are the report's summary.md (variants) and runs.csv (every run) beside it.
 """
 
-import sys
+import argparse
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -46,13 +53,14 @@ def test_differences(summary: Path) -> dict[str, str]:
     return out
 
 
-def main(paths: list[str]) -> None:
+def table(paths: list[str]) -> str:
+    """The markdown table of the summary.csv files, one row per variant."""
     diffs = {k: v for path in paths for k, v in test_differences(Path(path)).items()}
     header = ["variant", "n", *(name for name, _ in METRICS)]
     header += ["test acc − baseline, points [95% CI]"] if diffs else []
     header += ["epochs", "time s", "status"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
+    lines = ["| " + " | ".join(header) + " |"]
+    lines.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
     for path in paths:
         for _, row in pd.read_csv(path).iterrows():
             best = "*" if str(row.get("val_best")).lower() == "true" else ""
@@ -61,8 +69,36 @@ def main(paths: list[str]) -> None:
             cells += [diffs.get(row["variant"], "baseline")] if diffs else []
             cells += [mean_std(row, "epochs", 1, 0), mean_std(row, "wall_time_s", 1, 0)]
             cells.append(str(row.get("status", "")))
-            print("| " + " | ".join(cells) + " |")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_between_markers(readme: Path, marker: str, text: str) -> None:
+    """Replace what lies between `<!-- {marker}:begin -->` and `<!-- {marker}:end -->`."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
+    source = readme.read_text()
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
+    if not pattern.search(source):
+        raise SystemExit(
+            f"{readme} has no '{begin}' ... '{end}' pair, so there is nowhere to put the table. "
+            "Add the two marker lines where the table belongs (or pick the marker that is there) "
+            "and run again."
+        )
+    readme.write_text(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", source, count=1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("summaries", nargs="+", help="the report's summary.csv file(s)")
+    parser.add_argument("--into", type=Path, help="README to write the table into (else print)")
+    parser.add_argument("--marker", default="table", help="marker name in the README")
+    args = parser.parse_args(argv)
+    text = table(args.summaries)
+    if args.into is None:
+        print(text)
+    else:
+        write_between_markers(args.into, args.marker, text)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

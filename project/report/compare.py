@@ -17,14 +17,13 @@ compared with the baseline whose other settings equal its own.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from project.errors import UserError
 from project.report.predictions import read_predictions
-from project.report.runs import Run, natural_key
+from project.report.runs import Run, finite, natural_key
 from project.report.stats import (
     BOOTSTRAP_RESAMPLES,
     Difference,
@@ -62,7 +61,7 @@ class Comparison:
 
 
 def _finite(variant: Variant, metric: str) -> list[float]:
-    return [v for v in variant.values(metric) if v is not None and math.isfinite(v)]
+    return [v for v in variant.values(metric) if finite(v)]
 
 
 def _bootstrap(run: Run, baseline_run: Run) -> Difference:
@@ -79,7 +78,7 @@ def _bootstrap(run: Run, baseline_run: Run) -> Difference:
 
 def _finite_value(run: Run, metric: str) -> float | None:
     value = run.metrics.get(metric)
-    return value if value is not None and math.isfinite(value) else None
+    return value if finite(value) else None
 
 
 def _single_pair(variant: Variant, baseline: Variant, n_a: int, n_b: int) -> tuple[Run, Run] | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from project.errors import UserError
-from project.report.runs import Run, natural_key, override_key, status_counts
+from project.report.runs import Run, finite, natural_key, override_key, status_counts
 
 NON_VARIANT_KEYS = ("seed", "resume")
 NON_VARIANT_PREFIXES = ("hydra.",)
@@ -74,11 +74,7 @@ class Variant:
         seeds = self.seeds
         if None in seeds or len(set(map(str, seeds))) != len(seeds):
             return None
-        return {
-            str(s): v
-            for s, v in zip(seeds, self.values(metric))
-            if v is not None and math.isfinite(v)
-        }
+        return {str(s): v for s, v in zip(seeds, self.values(metric)) if finite(v)}
 
     def status(self) -> str:
         """One status if every run shares it, else counts ("2 completed, 1 diverged")."""
@@ -152,7 +148,7 @@ def val_best(variants: list[Variant], metric: str = "val/acc") -> Variant | None
     """The variant with the highest mean validation accuracy (the first on ties); never test."""
     best, best_mean = None, -math.inf
     for variant in variants:
-        values = [v for v in variant.values(metric) if v is not None and math.isfinite(v)]
+        values = [v for v in variant.values(metric) if finite(v)]
         if values and sum(values) / len(values) > best_mean:
             best, best_mean = variant, sum(values) / len(values)
     return best

@@ -214,6 +214,24 @@ def test_baseline_matched_on_other_settings(tmp_path):
                      ("norm=gn batch_size=128", "norm=bn batch_size=128")}  # fmt: skip
 
 
+def test_logging_cadence_is_not_a_setting(tmp_path):
+    """batch_size_study logs every 1,280 images: every 160 steps at batch 8, 10 at 128. That
+    changes no result, so it must neither split a variant, label it, nor block the pairing."""
+    for bs, every in ((8, 160), (128, 10)):
+        for seed in (1, 2):
+            run = write_run(
+                tmp_path / f"{bs}_{seed}", "bn", seed, 0.6 + bs / 1000 + seed / 100, batch_size=bs
+            )
+            results = json.loads((run / "results.json").read_text())
+            results["overrides"] += [f"trainer.log_every_n_steps={every * seed}"]
+            results["overrides"] += [f"trainer.enable_progress_bar={seed == 1}"]
+            (run / "results.json").write_text(json.dumps(results))
+    variants = group_variants(load_runs([tmp_path]))
+    assert sorted(v.label for v in variants) == ["batch_size=128", "batch_size=8"]
+    (comparison, _) = compare_to_baseline(variants, "batch_size=128")
+    assert comparison.result.test == "paired_t" and comparison.n == 2
+
+
 def test_baseline_by_a_dotted_key_matched_on_other_settings(tmp_path):
     """`optimizer.lr` is `lr` in the flat config: the pairing must drop both (lab_l1_vs_l2)."""
     for bs in (8, 128):

@@ -7,10 +7,13 @@ A run's **variant key** is every setting it records, except the ones in `NON_VAR
 - its command-line overrides (results.json `overrides`, else `.hydra/overrides.yaml`), by key.
 
 Left out: `seed` (what varies within a variant), `resume` (continuing a run does not change what
-it trains) and `hydra.*` (where outputs go). So `norm=gn seed=1` and `norm=gn seed=2` are one
-variant, while `norm=gn` and `norm=gn norm.num_groups=8` are two even if the second equals the
-default: the report cannot know that. A run without results.json (interrupted) records no config;
-it joins the one variant with the same overrides, if there is exactly one.
+it trains), `hydra.*` (where outputs go) and the logging cadence and progress bar
+(`trainer.log_every_n_steps`, `trainer.enable_progress_bar`: what is shown, not what is trained;
+batch_size_study logs every 1,280 images, so its batch-8 and batch-128 runs differ in it). So
+`norm=gn seed=1` and `norm=gn seed=2` are one variant, while `norm=gn` and `norm=gn
+norm.num_groups=8` are two even if the second equals the default: the report cannot know that.
+A run without results.json (interrupted) records no config; it joins the one variant with the
+same overrides, if there is exactly one.
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ from typing import Any
 from project.errors import UserError
 from project.report.runs import Run, finite, natural_key, override_key, status_counts
 
-NON_VARIANT_KEYS = ("seed", "resume")
+NON_VARIANT_KEYS = (
+    "seed",
+    "resume",
+    "trainer.log_every_n_steps",
+    "trainer.enable_progress_bar",
+)
 NON_VARIANT_PREFIXES = ("hydra.",)
 
 

@@ -16,6 +16,7 @@ from scipy import stats
 
 from project.errors import UserError
 from project.report import make_report
+from project.report.__main__ import main
 from project.report.compare import compare_to_baseline, difference
 from project.report.runs import load_runs
 from project.report.stats import bootstrap_accuracy_difference, summarize
@@ -249,6 +250,56 @@ def test_baseline_by_a_dotted_key_matched_on_other_settings(tmp_path):
     }
 
 
+def batch_size_study_runs(root: Path) -> None:
+    """bn and gn at batch 8 and 128, seeds 1 and 2, with the lr scaled with the batch by the
+    experiment config (so it is in the flat config, not in the overrides), as batch_size_study."""
+    for norm, acc in (("bn", 0.80), ("gn", 0.75)):
+        for bs in (8, 128):
+            for seed in (1, 2):
+                test_acc = acc - (0.01 if bs == 8 and norm == "bn" else 0.0) + seed / 100
+                run = write_run(root / f"{norm}{bs}_{seed}", norm, seed, test_acc, batch_size=bs)
+                results = json.loads((run / "results.json").read_text())
+                results["config"]["lr"] = 0.1 * bs / 128
+                (run / "results.json").write_text(json.dumps(results))
+
+
+def test_baseline_of_settings_that_change_together(tmp_path):
+    """The lr follows the batch: `batch_size=128` alone has no baseline for a batch-8 run (its
+    lr differs too); `batch_size=128,optimizer.lr=0.1` pairs it with the same norm at 128."""
+    batch_size_study_runs(tmp_path)
+    variants = group_variants(load_runs([tmp_path]))
+    alone = compare_to_baseline(variants, "batch_size=128")
+    assert {c.baseline for c in alone} == {None}
+    assert "none matches the other settings" in alone[0].result.note
+    comparisons = compare_to_baseline(variants, "batch_size=128,optimizer.lr=0.1")
+    acc = {c.variant.label: c for c in comparisons if c.metric == "test/acc"}
+    assert {k: c.baseline.label for k, c in acc.items()} == {
+        "norm=bn batch_size=8": "norm=bn batch_size=128",
+        "norm=gn batch_size=8": "norm=gn batch_size=128",
+    }
+    assert acc["norm=bn batch_size=8"].result.test == "paired_t"
+    assert acc["norm=bn batch_size=8"].result.diff == pytest.approx(-0.01)
+    assert acc["norm=gn batch_size=8"].result.diff == pytest.approx(0.0, abs=1e-12)
+
+
+def test_several_baselines_in_one_report(tmp_path):
+    """`--baseline norm=bn --baseline batch_size=128,optimizer.lr=0.1`: both sections, and
+    comparison.csv holds the rows of both (gn at batch 8 appears once against each baseline)."""
+    batch_size_study_runs(tmp_path / "runs")
+    specs = ["norm=bn", "batch_size=128,optimizer.lr=0.1"]
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "out"),
+                 *(a for spec in specs for a in ("--baseline", spec))]) == 0  # fmt: skip
+    rows = [r for r in read_csv(tmp_path / "out" / "comparison.csv") if r["metric"] == "test/acc"]
+    gn8 = [r["baseline"] for r in rows if r["variant"] == "norm=gn batch_size=8"]
+    assert gn8 == ["norm=bn batch_size=8", "norm=gn batch_size=128"]
+    assert len(rows) == 4  # gn−bn at 8 and 128; batch 8 − 128 for bn and gn
+    for page in ("summary.md", "report.html"):
+        text = (tmp_path / "out" / page).read_text()
+        for spec in specs:
+            assert text.count(f"Differences to the baseline ({spec})") == 1
+        assert "norm=bn batch_size=8 \u2212 norm=bn batch_size=128: \u22121.00 points [" in text
+
+
 def test_baseline_spelled_as_yaml_matches_the_sweepers_spelling(tmp_path):
     """Hydra's sweeper records `data.augment=true` as `data.augment=True`; 1e-4 is 0.0001."""
     for augment, acc in ((True, 0.7), (False, 0.6)):
@@ -264,10 +315,13 @@ def test_baseline_spelled_as_yaml_matches_the_sweepers_spelling(tmp_path):
 
 
 def test_bad_baseline_is_a_user_error(seeds_sweep, tmp_path):
-    with pytest.raises(UserError, match="Values of norm in these runs: bn, gn"):
+    with pytest.raises(UserError, match="Values in these runs: norm: bn, gn"):
         make_report([seeds_sweep], tmp_path / "out", baseline="norm=ln")
-    with pytest.raises(UserError, match="KEY=VALUE"):
-        make_report([seeds_sweep], tmp_path / "out", baseline="norm")
+    with pytest.raises(UserError, match="norm: bn, gn; batch_size: 128. .*norm=bn,batch_size=128"):
+        make_report([seeds_sweep], tmp_path / "out", baseline="norm=bn,batch_size=8")
+    for spec in ("norm", "norm=bn,", "norm=bn,batch_size"):
+        with pytest.raises(UserError, match="KEY=VALUE"):
+            make_report([seeds_sweep], tmp_path / "out", baseline=spec)
 
 
 def test_validation_best_chosen_by_val_even_when_test_disagrees(tmp_path):

@@ -1,4 +1,4 @@
-"""CLI: `python -m project.report PATH... [--out DIR] [--title T] [--baseline KEY=VALUE]`."""
+"""CLI: `python -m project.report PATH... [--out DIR] [--title T] [--baseline K=V[,...]]...`."""
 
 from __future__ import annotations
 
@@ -20,11 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default=None, help="report title")
     parser.add_argument(
         "--baseline",
-        default=None,
-        metavar="KEY=VALUE",
+        action="append",
+        metavar="KEY=VALUE[,KEY=VALUE...]",
         help="compare every variant with the one whose setting KEY is VALUE (e.g. norm=bn): "
         "difference with a 95%% interval, paired by seed, Welch, or a bootstrap over the test "
-        "images for single runs; written to comparison.csv and summary.md",
+        "images for single runs; written to comparison.csv and summary.md. Where settings change "
+        "together, name them all (batch_size=128,optimizer.lr=0.1): a variant is paired with the "
+        "baseline that equals it in everything else. Repeat the flag for several comparisons.",
     )
     args = parser.parse_args(argv)
     try:

@@ -48,21 +48,23 @@ def make_report(
     paths: list[str | Path] | str | Path,
     out_dir: str | Path | None = None,
     title: str | None = None,
-    baseline: str | None = None,
+    baseline: str | list[str] | None = None,
 ) -> Path:
     """Write a report for the runs under `paths` into `out_dir`; returns the `report.html` path.
 
     `paths` are run dirs or sweep dirs (searched recursively). `out_dir` defaults to
-    `<first path>/report`. `baseline` (`KEY=VALUE`, e.g. `norm=bn`) adds each variant's
-    difference to the baseline with a 95% interval (comparison.csv). Raises `UserError` when a
-    path is missing or holds no runs, or when no variant matches the baseline.
+    `<first path>/report`. `baseline` (`KEY=VALUE[,KEY=VALUE...]`, e.g. `norm=bn`, or a list
+    of them) adds each variant's difference to its baseline with a 95% interval (comparison.csv;
+    see `project.report.compare`). Raises `UserError` when a path is missing or holds no runs, or
+    when no variant matches a baseline.
     """
     if isinstance(paths, (str, Path)):
         paths = [paths]
     paths = list(paths)
     runs = load_runs(paths)
     variants = group_variants(runs)
-    comparisons = compare_to_baseline(variants, baseline) if baseline else []
+    specs = [baseline] if isinstance(baseline, str) else list(baseline or [])
+    comparisons = [c for spec in specs for c in compare_to_baseline(variants, spec)]
     out = Path(out_dir) if out_dir is not None else Path(paths[0]) / "report"
     _make_out_dir(out)
     contents = ReportContents(
@@ -71,7 +73,6 @@ def make_report(
         variants=variants,
         best=val_best(variants),
         comparisons=comparisons,
-        baseline=baseline,
         pairs=bn_sanity(runs),
     )
     atomic_write_text(out / "runs.csv", runs_csv(runs))

@@ -1,4 +1,5 @@
-"""`--baseline KEY=VALUE`: each variant's difference to the baseline on the test metrics.
+"""`--baseline KEY=VALUE[,KEY=VALUE...]`, once or more: each variant's difference to its
+baseline on the test metrics.
 
 Which interval (see `project.report.stats`), decided per metric from the runs' finite values:
 
@@ -11,7 +12,8 @@ Which interval (see `project.report.stats`), decided per metric from the runs' f
    the means without an interval, and a note saying why.
 
 When several variants match the baseline (e.g. `norm=bn` at two batch sizes), each variant is
-compared with the baseline whose other settings equal its own.
+compared with the baseline whose other settings equal its own. Each `--baseline` gives its own
+set of comparisons (`Comparison.spec`), e.g. `norm=bn` and `batch_size=128,optimizer.lr=0.1`.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Comparison:
     result: Difference
     n: int = 0
     n_baseline: int = 0
+    spec: str = ""  # the --baseline that chose `baseline`
 
 
 def _finite(variant: Variant, metric: str) -> list[float]:
@@ -132,14 +135,27 @@ def difference(variant: Variant, baseline: Variant, metric: str) -> Comparison:
 
 
 def compare_to_baseline(variants: list[Variant], spec: str) -> list[Comparison]:
-    """Every non-baseline variant against its baseline, for each metric in COMPARED_METRICS."""
-    key, value = parse_baseline(spec)
-    bases = [v for v in variants if matches(v, key, value)]
+    """Every non-baseline variant against its baseline, for each metric in COMPARED_METRICS.
+
+    `spec` is `KEY=VALUE[,KEY=VALUE...]`: the baselines are the variants with all of those
+    settings, and a variant is paired with the baseline whose *other* settings equal its own. Name
+    several keys where they change together: batch_size_study scales the lr with the batch, so
+    `batch_size=128,optimizer.lr=0.1` pairs the batch-8 run (lr 0.00625) with the batch-128 run.
+    """
+    pairs = parse_baseline(spec)
+    keys = [key for key, _ in pairs]
+    bases = [v for v in variants if matches(v, pairs)]
     if not bases:
-        seen = sorted({str(v.setting(key)) for v in variants}, key=natural_key)
+        seen = {
+            key: sorted({str(v.setting(key)) for v in variants}, key=natural_key) for key in keys
+        }
         raise UserError(
-            f"--baseline {spec}: no variant has {key}={value}. Values of {key} in these runs: "
-            f"{', '.join(seen)}. Pass one of them, e.g. --baseline {key}={seen[0]}."
+            f"--baseline {spec}: no variant has {' and '.join(f'{k}={v}' for k, v in pairs)}. "
+            "Values in these runs: "
+            + "; ".join(f"{key}: {', '.join(values)}" for key, values in seen.items())
+            + ". Pass values that one variant has, e.g. --baseline "
+            + ",".join(f"{key}={values[0]}" for key, values in seen.items())
+            + "."
         )
     out = []
     for variant in variants:
@@ -148,14 +164,15 @@ def compare_to_baseline(variants: list[Variant], spec: str) -> list[Comparison]:
         if len(bases) == 1:
             base = bases[0]
         else:
-            mine = settings_without(variant, key)
-            base = next((b for b in bases if settings_without(b, key) == mine), None)
+            mine = settings_without(variant, keys)
+            base = next((b for b in bases if settings_without(b, keys) == mine), None)
         for metric in COMPARED_METRICS:
             if base is None:
-                note = f"several variants have {key}={value}; none matches the other settings"
-                out.append(Comparison(variant, None, metric, Difference("none", None, note=note)))
+                note = f"several variants have {spec}; none matches the other settings"
+                found = Comparison(variant, None, metric, Difference("none", None, note=note))
             else:
-                out.append(difference(variant, base, metric))
+                found = difference(variant, base, metric)
+            out.append(dataclasses.replace(found, spec=spec))
     return out
 
 
@@ -220,18 +237,22 @@ def sentence(c: Comparison) -> str:
     return head + interval + f", {_how(c)}: {word} from noise."
 
 
-def comparison_markdown(comparisons: list[Comparison], spec: str) -> str:
-    """A section with one sentence per variant and metric."""
-    if not comparisons:
-        return ""
-    lines = [
-        f"## Differences to the baseline ({spec})\n",
-        COMPARISON_INTRO + "\n",
-    ]
-    for metric in COMPARED_METRICS:
-        chosen = [c for c in comparisons if c.metric == metric]
-        if chosen:
-            lines.append(f"{METRIC_WORDS[metric]}:\n")
-            lines += [f"- {sentence(c)}" for c in chosen]
-            lines.append("")
+def by_spec(comparisons: list[Comparison]) -> dict[str, dict[str, list[Comparison]]]:
+    """{--baseline spec: {metric: its comparisons}}, in the order given (Markdown and HTML)."""
+    out: dict[str, dict[str, list[Comparison]]] = {}
+    for c in comparisons:
+        out.setdefault(c.spec, {m: [] for m in COMPARED_METRICS})[c.metric].append(c)
+    return out
+
+
+def comparison_markdown(comparisons: list[Comparison]) -> str:
+    """One section per --baseline, with one sentence per variant and metric."""
+    lines = []
+    for spec, metrics in by_spec(comparisons).items():
+        lines += [f"## Differences to the baseline ({spec})\n", COMPARISON_INTRO + "\n"]
+        for metric, chosen in metrics.items():
+            if chosen:
+                lines.append(f"{METRIC_WORDS[metric]}:\n")
+                lines += [f"- {sentence(c)}" for c in chosen]
+                lines.append("")
     return "\n".join(lines)

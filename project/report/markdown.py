@@ -22,7 +22,6 @@ class ReportContents:
     variants: list[Variant]
     best: Variant | None
     comparisons: list[Comparison] = field(default_factory=list)
-    baseline: str | None = None
     pairs: list[SanityPair] = field(default_factory=list)
 
 
@@ -43,7 +42,7 @@ def summary_markdown(c: ReportContents) -> str:
     parts = [f"# {c.title}\n", *(p + "\n" for p in intro(c))]
     parts += ["## Variants\n", markdown(summary_display(c.variants, c.best))]
     if c.comparisons:
-        parts.append(comparison_markdown(c.comparisons, c.baseline or ""))
+        parts.append(comparison_markdown(c.comparisons))
     parts += ["## Runs\n", markdown(runs_display(c.runs))]
     note = initial_loss_note(c.runs)
     if note:

@@ -10,7 +10,7 @@ from html import escape
 
 import pandas as pd
 
-from project.report.compare import COMPARED_METRICS, COMPARISON_INTRO, METRIC_WORDS, sentence
+from project.report.compare import COMPARISON_INTRO, METRIC_WORDS, by_spec, sentence
 from project.report.markdown import ReportContents, intro
 from project.report.plots import PlotResult
 from project.report.sanity import SANITY_INTRO, sanity_table
@@ -71,13 +71,13 @@ def render_html(c: ReportContents, plots: list[PlotResult]) -> str:
         "<h2>Variants</h2>",
         _table(summary_display(c.variants, c.best), _variant_classes(c), "variants"),
     ]
-    if c.comparisons:
+    for spec, metrics in by_spec(c.comparisons).items():
         parts += [
-            f"<h2>Differences to the baseline ({escape(c.baseline or '')})</h2>",
+            f"<h2>Differences to the baseline ({escape(spec)})</h2>",
             f"<p>{escape(COMPARISON_INTRO)}</p>",
         ]
-        for metric in COMPARED_METRICS:
-            items = [f"<li>{escape(sentence(x))}</li>" for x in c.comparisons if x.metric == metric]
+        for metric, chosen in metrics.items():
+            items = [f"<li>{escape(sentence(x))}</li>" for x in chosen]
             parts += [f"<p>{METRIC_WORDS[metric]}:</p>", "<ul>", *items, "</ul>"] if items else []
     parts += ["<h2>Runs</h2>", _table(runs_display(c.runs), [r.status for r in c.runs], "runs")]
     note = initial_loss_note(c.runs)

@@ -90,10 +90,12 @@ class Variant:
         return statuses.pop() if len(statuses) == 1 else status_counts(self.runs)
 
     def setting(self, key: str) -> Any:
-        """The value of `key` in the first run's config, else its override's value."""
+        """The value of `key` in the first run's config (where a dotted key is its last part:
+        `optimizer.lr` is `lr`), else its override's value."""
         first = self.runs[0]
-        if key in first.config:
-            return first.config[key]
+        for name in (key, key.rsplit(".", 1)[-1]):
+            if name in first.config:
+                return first.config[name]
         override = run_overrides(first).get(key)
         return override.split("=", 1)[1] if override and "=" in override else None
 
@@ -162,15 +164,21 @@ def val_best(variants: list[Variant], metric: str = "val/acc") -> Variant | None
     return best
 
 
-def parse_baseline(text: str) -> tuple[str, str]:
-    """`"norm=bn"` -> ("norm", "bn"); a UserError for anything else."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip() or not value.strip():
-        raise UserError(
-            f"--baseline {text!r} is not KEY=VALUE. Name the baseline by one setting its runs "
-            "share, e.g. --baseline norm=bn or --baseline batch_size=128."
-        )
-    return key.strip().lstrip("+~"), value.strip()
+def parse_baseline(text: str) -> list[tuple[str, str]]:
+    """`"norm=bn"` -> [("norm", "bn")]; `"batch_size=128,optimizer.lr=0.1"` -> both pairs (the
+    baseline has all of them); a UserError for anything else."""
+    pairs = []
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UserError(
+                f"--baseline {text!r} is not KEY=VALUE[,KEY=VALUE...]. Name the baseline by the "
+                "settings its runs share, e.g. --baseline norm=bn, or by several separated by "
+                "commas where they change together, e.g. "
+                "--baseline batch_size=128,optimizer.lr=0.1."
+            )
+        pairs.append((key.strip().lstrip("+~"), value.strip()))
+    return pairs
 
 
 def _canonical(value: Any) -> Any:
@@ -189,17 +197,18 @@ def _same(value: Any, text: str) -> bool:
     return value is not None and _canonical(value) == _canonical(text)
 
 
-def matches(variant: Variant, key: str, value: str) -> bool:
-    return _same(variant.setting(key), value)
+def matches(variant: Variant, pairs: list[tuple[str, str]]) -> bool:
+    """Whether `variant` has every KEY=VALUE of `pairs` (from `parse_baseline`)."""
+    return all(_same(variant.setting(key), value) for key, value in pairs)
 
 
-def settings_without(variant: Variant, key: str) -> str:
-    """The variant key with `key` (and its sub-keys such as `norm.num_groups`) left out, in the
+def settings_without(variant: Variant, keys: list[str]) -> str:
+    """The variant key with `keys` (and their sub-keys such as `norm.num_groups`) left out, in the
     overrides and in the flat config, whose keys are the last part (`regularization.l1` -> `l1`)."""
-    short = key.rsplit(".", 1)[-1]
+    dropped = {k for key in keys for k in (key, key.rsplit(".", 1)[-1])}
 
     def keep(k: str) -> bool:
-        return k not in (key, short) and not k.startswith(key + ".")
+        return k not in dropped and not any(k.startswith(key + ".") for key in keys)
 
     first = variant.runs[0]
     config = {k: v for k, v in run_config(first).items() if keep(k)}

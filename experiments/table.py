@@ -11,7 +11,8 @@ without hand-copying numbers.
 One row per variant (runs that differ only in seed): accuracies as mean ± std over the seeds
 (n = number of runs; a single run has no std), the validation-best variant marked with *.
 With the report's comparison.csv beside summary.csv (`--baseline`), a column gives each
-variant's test-accuracy difference to the baseline with its 95% interval.
+variant's test-accuracy difference to the baseline with its 95% interval (to the first
+`--baseline` where the report was given several).
 The full tables are the report's summary.md (variants) and runs.csv (every run) beside it.
 """
 
@@ -49,7 +50,7 @@ def test_differences(summary: Path) -> dict[str, str]:
         if not pd.isna(row["ci95_lo"]):
             lo, hi = (f"{100 * row[k]:+.1f}".replace("-", "\u2212") for k in ("ci95_lo", "ci95_hi"))
             text += f" [{lo}, {hi}]"
-        out[row["variant"]] = text
+        out.setdefault(row["variant"], text)  # the first --baseline's row
     return out
 
 

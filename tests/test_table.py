@@ -61,3 +61,13 @@ def test_a_readme_without_the_markers_is_left_alone_with_a_message(summary, tmp_
     with pytest.raises(SystemExit, match="no '<!-- t:begin -->'"):
         study_table.main([str(summary), "--into", str(readme), "--marker", "t"])
     assert readme.read_text() == "no markers here\n"
+
+
+def test_with_several_baselines_the_column_is_the_first_ones(summary):
+    """`--baseline norm=bn --baseline batch_size=128,...` lists norm=gn twice: the first wins."""
+    path = summary.parent / "comparison.csv"
+    rows = pd.read_csv(path)
+    later = rows.assign(diff=[0.01], ci95_lo=[-0.01], ci95_hi=[0.03])
+    pd.concat([rows, later]).to_csv(path, index=False)
+    (gn,) = [line for line in study_table.table([str(summary)]).splitlines() if "norm=gn" in line]
+    assert "| \u22125.6 [\u22126.4, \u22124.8] |" in gn and "+1.0" not in gn

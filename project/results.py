@@ -32,6 +32,17 @@ STATUSES = ("completed", "diverged", "failed", "interrupted")
 #: Statuses a sweep counts as failures.
 FAILED_STATUSES = ("failed",)
 MB = 10**6
+#: Overrides that change how a run is reached or shown, never what it trains: resuming, where
+#: outputs go, the logging cadence and the progress bar. The report leaves them out of a
+#: variant's settings, the study queue out of a run's recipe (batch_size_study logs every 1,280
+#: images: every 160 steps at batch 8, every 10 at batch 128).
+NON_RESULT_KEYS = ("resume", "trainer.log_every_n_steps", "trainer.enable_progress_bar")
+NON_RESULT_PREFIXES = ("hydra.",)
+
+
+def affects_result(key: str) -> bool:
+    """Whether the override key `key` (`+`/`~` stripped) can change what a run trains."""
+    return key not in NON_RESULT_KEYS and not key.startswith(NON_RESULT_PREFIXES)
 
 
 def tensor_megabytes(state_dict: Mapping[str, Any]) -> float:

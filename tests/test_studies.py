@@ -96,6 +96,8 @@ def test_a_record_of_another_recipe_stops_the_queue(tmp_path, capsys):
     record = {"status": "completed", "overrides": list(old.overrides)}
     (dest / "results.json").write_text(json.dumps(record))
     assert next_action(_run("a", "trainer.max_epochs=2"), tmp_path / "records", tmp_path) == "skip"
+    shown = _run("a", "trainer.max_epochs=2", "trainer.log_every_n_steps=160")
+    assert next_action(shown, tmp_path / "records", tmp_path) == "skip"  # not what it trains
     later = _run("b")
     outcome = run_queue([new, later], tmp_path / "records", tmp_path / "work", python="/none")
     assert outcome == {"toy/a": "conflict"}  # stopped before training anything

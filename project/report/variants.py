@@ -1,15 +1,14 @@
 """Variants: runs that differ only in their seed, so that their spread measures noise.
 
-A run's **variant key** is every setting it records, except the ones in `NON_VARIANT_KEYS`:
+A run's **variant key** is every setting it records, except the ones `_ignored` names:
 
 - the flat config summary in results.json (`config`: model, n, head, shortcut, activation, norm,
   batch_size, optimizer, lr, weight_decay, l1, scheduler, data, augment, max_epochs, ...), and
 - its command-line overrides (results.json `overrides`, else `.hydra/overrides.yaml`), by key.
 
-Left out: `seed` (what varies within a variant), `resume` (continuing a run does not change what
-it trains), `hydra.*` (where outputs go) and the logging cadence and progress bar
-(`trainer.log_every_n_steps`, `trainer.enable_progress_bar`: what is shown, not what is trained;
-batch_size_study logs every 1,280 images, so its batch-8 and batch-128 runs differ in it). So
+Left out: `seed` (what varies within a variant) and the keys that never change what a run
+trains (`project.results.NON_RESULT_KEYS`: `resume`, `hydra.*`, the logging cadence and the
+progress bar; batch_size_study's batch-8 and batch-128 runs log at different steps). So
 `norm=gn seed=1` and `norm=gn seed=2` are one variant, while `norm=gn` and `norm=gn
 norm.num_groups=8` are two even if the second equals the default: the report cannot know that.
 A run without results.json (interrupted) records no config; it joins the one variant with the
@@ -26,18 +25,11 @@ from typing import Any
 
 from project.errors import UserError
 from project.report.runs import Run, finite, natural_key, override_key, status_counts
-
-NON_VARIANT_KEYS = (
-    "seed",
-    "resume",
-    "trainer.log_every_n_steps",
-    "trainer.enable_progress_bar",
-)
-NON_VARIANT_PREFIXES = ("hydra.",)
+from project.results import affects_result
 
 
 def _ignored(key: str) -> bool:
-    return key in NON_VARIANT_KEYS or key.startswith(NON_VARIANT_PREFIXES)
+    return key == "seed" or not affects_result(key)
 
 
 def run_overrides(run: Run) -> dict[str, str]:

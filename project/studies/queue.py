@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from project.errors import UserError, report_error
-from project.results import RESULTS_FILE, TEST_PREDICTIONS, read_results
+from project.results import RESULTS_FILE, TEST_PREDICTIONS, affects_result, read_results
 from project.studies.weights import keep_if_best
 
 #: The files of a run that make its record (relative to the run dir).
@@ -58,9 +58,9 @@ def work_dir(work: Path, run: QueuedRun) -> Path:
 
 def recipe(overrides: Sequence[str]) -> dict[str, str]:
     """{key: value} of the overrides that define a run's result, the last one winning as in Hydra
-    (`resume=...` only says how the result was reached)."""
+    (`resume=...` or the logging cadence only say how it was reached: `affects_result`)."""
     pairs = (o.partition("=") for o in overrides)
-    return {key: value for key, _, value in pairs if key != "resume"}
+    return {key: value for key, _, value in pairs if affects_result(key.lstrip("+~"))}
 
 
 def _final_with_recipe(results: dict | None, run: QueuedRun, legacy: bool = False) -> bool:

@@ -7,13 +7,25 @@ import csv
 import io
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
 from project.studies.full_scale import STUDIES, plan
-from project.studies.queue import QueuedRun, next_action, record_dir, run_queue, work_dir
-from tests.helpers import REPO, SHARED_DATA, TINY, cli, read_results, train
+from project.studies.queue import (
+    LAST_CKPT,
+    QueuedRun,
+    next_action,
+    record_dir,
+    run_queue,
+    work_dir,
+)
+from tests.helpers import REPO, RESUMABLE, SHARED_DATA, TINY, cli, read_results, train
 
 QUIET = [*TINY, "trainer.enable_progress_bar=false"]
 
@@ -143,6 +155,34 @@ def test_an_interrupted_run_resumes_and_a_broken_one_restarts(tmp_path):
     assert next_action(broken, records, work) == "record"
     outcome = run_queue([broken], records, work, python="/nonexistent")
     assert outcome == {"toy/broken": "completed"} and next_action(broken, records, work) == "skip"
+
+
+def test_interrupting_the_queue_records_the_run_as_interrupted_and_stops(tmp_path):
+    """`kill -INT` of the queue (Ctrl-C in a terminal reaches only the queue too: the training
+    has its own process group): the training is told once, records itself as interrupted, and
+    the queue stops with its message, not a traceback; the same queue then resumes the run."""
+    records, work = tmp_path / "records", tmp_path / "work"
+    run = _run("long", *RESUMABLE, "trainer.max_epochs=20")
+    script = (
+        "import sys; from pathlib import Path; "
+        "from project.studies.queue import QueuedRun, run_queue; "
+        f"run_queue([QueuedRun('toy', 'long', {run.overrides!r})], "
+        f"Path({str(records)!r}), Path({str(work)!r}))"
+    )
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=log, stderr=log)
+        deadline = time.time() + 240
+        while not (work_dir(work, run) / LAST_CKPT).is_file():  # after its first epoch
+            assert proc.poll() is None and time.time() < deadline, "the run never got going"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+        log.seek(0)
+        output = log.read()
+    assert "Traceback" not in output, output[-3000:]
+    assert "[queue] interrupted during toy/long" in output
+    assert read_results(work_dir(work, run))["status"] == "interrupted"
+    assert next_action(run, records, work) == "resume"
 
 
 @pytest.mark.slow  # two trainings and two reports

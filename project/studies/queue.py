@@ -23,6 +23,7 @@ The report reads the committed records directly:
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -105,6 +106,27 @@ def train_command(run: QueuedRun, run_dir: Path, resume: bool, python: str) -> l
     return args + (["resume=true"] if resume else [])
 
 
+def _train(command: list[str]) -> int:
+    """Run one training to its end; returns its exit code.
+
+    The training runs in its own process group, and a SIGINT or SIGTERM of the queue (Ctrl-C, or
+    `kill` of the queue) is passed on to it exactly once: it records itself as interrupted and
+    exits 130/143, and the queue stops after it. With `subprocess.run` Ctrl-C reached both, and
+    the queue killed the training 0.25 s later, before it could record anything, then died with a
+    traceback."""
+    proc = subprocess.Popen(command, start_new_session=True)
+
+    def forward(signum: int, frame: object) -> None:
+        proc.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def run_queue(
     runs: Sequence[QueuedRun],
     records: Path,
@@ -138,8 +160,7 @@ def run_queue(
             shutil.rmtree(run_dir)  # an earlier attempt without a checkpoint: nothing to keep
         returncode = 0
         if action != "record":
-            proc = subprocess.run(train_command(run, run_dir, action == "resume", python))
-            returncode = proc.returncode
+            returncode = _train(train_command(run, run_dir, action == "resume", python))
         status = (read_results(run_dir) or {}).get("status", f"exit code {returncode}")
         outcome[key] = status
         if status in FINAL_STATUSES:

@@ -40,8 +40,13 @@ NON_RESULT_KEYS = ("resume", "trainer.log_every_n_steps", "trainer.enable_progre
 NON_RESULT_PREFIXES = ("hydra.",)
 
 
+def override_key(override: str) -> str:
+    """The key an override addresses: `+key=v`, `++key=v` and `~key` all address `key`."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
 def affects_result(key: str) -> bool:
-    """Whether the override key `key` (`+`/`~` stripped) can change what a run trains."""
+    """Whether the override key `key` (as `override_key` gives it) can change what a run trains."""
     return key not in NON_RESULT_KEYS and not key.startswith(NON_RESULT_PREFIXES)
 
 

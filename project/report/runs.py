@@ -17,7 +17,7 @@ from typing import Any
 
 from project.errors import UserError
 from project.report.history import History, read_history
-from project.results import METRIC_KEYS, as_float
+from project.results import METRIC_KEYS, as_float, override_key
 
 # Directories that never contain runs; skipping them keeps the recursive search fast on big trees.
 _SKIP_DIRS = {".hydra", "csv", "checkpoints", "wandb", "__pycache__", ".git", "data"}
@@ -137,11 +137,6 @@ def _read_overrides(path: Path) -> list[str]:
     except (OSError, yaml.YAMLError):
         return []
     return [str(x) for x in data] if isinstance(data, list) else []
-
-
-def override_key(override: str) -> str:
-    # `+key=v`, `++key=v` and `~key` all address `key`.
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def natural_key(text: str) -> list[Any]:

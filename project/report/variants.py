@@ -28,6 +28,12 @@ from project.report.runs import Run, finite, natural_key, override_key, status_c
 from project.results import affects_result
 
 
+def config_names(key: str) -> tuple[str, str]:
+    """An override key and its name in the flat config summary, the last part: `optimizer.lr` is
+    `lr` there, `regularization.l1` is `l1`."""
+    return key, key.rsplit(".", 1)[-1]
+
+
 def _ignored(key: str) -> bool:
     return key == "seed" or not affects_result(key)
 
@@ -85,7 +91,7 @@ class Variant:
         """The value of `key` in the first run's config (where a dotted key is its last part:
         `optimizer.lr` is `lr`), else its override's value."""
         first = self.runs[0]
-        for name in (key, key.rsplit(".", 1)[-1]):
+        for name in config_names(key):
             if name in first.config:
                 return first.config[name]
         override = run_overrides(first).get(key)
@@ -197,7 +203,7 @@ def matches(variant: Variant, pairs: list[tuple[str, str]]) -> bool:
 def settings_without(variant: Variant, keys: list[str]) -> str:
     """The variant key with `keys` (and their sub-keys such as `norm.num_groups`) left out, in the
     overrides and in the flat config, whose keys are the last part (`regularization.l1` -> `l1`)."""
-    dropped = {k for key in keys for k in (key, key.rsplit(".", 1)[-1])}
+    dropped = {name for key in keys for name in config_names(key)}
 
     def keep(k: str) -> bool:
         return k not in dropped and not any(k.startswith(key + ".") for key in keys)

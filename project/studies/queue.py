@@ -32,7 +32,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from project.errors import UserError, report_error
-from project.results import RESULTS_FILE, TEST_PREDICTIONS, affects_result, read_results
+from project.results import (
+    RESULTS_FILE,
+    TEST_PREDICTIONS,
+    affects_result,
+    override_key,
+    read_results,
+)
 from project.studies.weights import keep_if_best
 
 #: The files of a run that make its record (relative to the run dir).
@@ -61,7 +67,7 @@ def recipe(overrides: Sequence[str]) -> dict[str, str]:
     """{key: value} of the overrides that define a run's result, the last one winning as in Hydra
     (`resume=...` or the logging cadence only say how it was reached: `affects_result`)."""
     pairs = (o.partition("=") for o in overrides)
-    return {key: value for key, _, value in pairs if affects_result(key.lstrip("+~"))}
+    return {key: value for key, _, value in pairs if affects_result(override_key(key))}
 
 
 def _final_with_recipe(results: dict | None, run: QueuedRun, legacy: bool = False) -> bool:

@@ -217,7 +217,8 @@ def test_baseline_matched_on_other_settings(tmp_path):
 
 def test_logging_cadence_is_not_a_setting(tmp_path):
     """batch_size_study logs every 1,280 images: every 160 steps at batch 8, 10 at 128. That
-    changes no result, so it must neither split a variant, label it, nor block the pairing."""
+    changes no result, so it must neither split a variant, label it or its runs, nor block the
+    pairing; nor must a `resume=true` (resnet20's seed 0 was labelled by it)."""
     for bs, every in ((8, 160), (128, 10)):
         for seed in (1, 2):
             run = write_run(
@@ -226,8 +227,12 @@ def test_logging_cadence_is_not_a_setting(tmp_path):
             results = json.loads((run / "results.json").read_text())
             results["overrides"] += [f"trainer.log_every_n_steps={every * seed}"]
             results["overrides"] += [f"trainer.enable_progress_bar={seed == 1}"]
+            results["overrides"] += ["resume=true"] if seed == 1 else []  # finished after a resume
             (run / "results.json").write_text(json.dumps(results))
-    variants = group_variants(load_runs([tmp_path]))
+    runs = load_runs([tmp_path])
+    hidden = ("resume", "log_every_n_steps", "enable_progress_bar")
+    assert not [r.label for r in runs if any(key in r.label for key in hidden)]
+    variants = group_variants(runs)
     assert sorted(v.label for v in variants) == ["batch_size=128", "batch_size=8"]
     (comparison, _) = compare_to_baseline(variants, "batch_size=128")
     assert comparison.result.test == "paired_t" and comparison.n == 2

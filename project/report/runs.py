@@ -17,7 +17,7 @@ from typing import Any
 
 from project.errors import UserError
 from project.report.history import History, read_history
-from project.results import METRIC_KEYS, as_float, override_key
+from project.results import METRIC_KEYS, affects_result, as_float, override_key
 
 # Directories that never contain runs; skipping them keeps the recursive search fast on big trees.
 _SKIP_DIRS = {".hydra", "csv", "checkpoints", "wandb", "__pycache__", ".git", "data"}
@@ -147,9 +147,10 @@ def natural_key(text: str) -> list[Any]:
 
 
 def assign_labels(runs: list[Run]) -> None:
-    """Label each run by the overrides that differ across runs, else by variant/run name/dir."""
+    """Label each run by the overrides that differ across runs and can change what it trains
+    (not `resume=true` or the logging cadence), else by variant/run name/dir."""
     by_run = [{override_key(o): o for o in run.overrides} for run in runs]
-    keys = sorted({k for d in by_run for k in d})
+    keys = sorted({k for d in by_run for k in d if affects_result(k)})
     varying = {k for k in keys if len({d.get(k) for d in by_run}) > 1}
     for run in runs:
         run.label = " ".join(o for o in run.overrides if override_key(o) in varying)

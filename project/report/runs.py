@@ -49,6 +49,13 @@ class Run:
         return str(self.results.get("variant") or self.config.get("norm") or "")
 
     @property
+    def result_overrides(self) -> dict[str, str]:
+        """{key: "key=value"} of the overrides that can change what the run trains, the last of a
+        key winning as in Hydra (`resume=true` and the logging cadence are left out)."""
+        found = {override_key(o): o for o in self.overrides}
+        return {k: o for k, o in found.items() if affects_result(k)}
+
+    @property
     def metrics(self) -> dict[str, float | None]:
         metrics = self.results.get("metrics")
         metrics = metrics if isinstance(metrics, dict) else {}
@@ -146,12 +153,16 @@ def natural_key(text: str) -> list[Any]:
     return [(0, float(t), "") if t[0].isdigit() else (1, 0.0, t) for t in parts if t]
 
 
+def varying_keys(items: list[dict[str, Any]]) -> set[str]:
+    """The keys whose value (a missing key counts as one) is not the same in every dict."""
+    keys = {k for d in items for k in d}
+    return {k for k in keys if len({json.dumps(d.get(k), default=str) for d in items}) > 1}
+
+
 def assign_labels(runs: list[Run]) -> None:
     """Label each run by the overrides that differ across runs and can change what it trains
     (not `resume=true` or the logging cadence), else by variant/run name/dir."""
-    by_run = [{override_key(o): o for o in run.overrides} for run in runs]
-    keys = sorted({k for d in by_run for k in d if affects_result(k)})
-    varying = {k for k in keys if len({d.get(k) for d in by_run}) > 1}
+    varying = varying_keys([run.result_overrides for run in runs])
     for run in runs:
         run.label = " ".join(o for o in run.overrides if override_key(o) in varying)
     unlabeled = [run for run in runs if not run.label]

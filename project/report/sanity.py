@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from project.report.runs import Run, override_key
+from project.report.runs import Run
 from project.report.tables import markdown_table
+from project.results import override_key
 
 # (metric name shown, how to get its per-epoch series from a run)
 _CURVES = (

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from project.errors import UserError
-from project.report.runs import Run, finite, natural_key, override_key, status_counts
-from project.results import affects_result
+from project.report.runs import Run, finite, natural_key, status_counts, varying_keys
+from project.results import affects_result, override_key
 
 
 def config_names(key: str) -> tuple[str, str]:
@@ -40,8 +40,7 @@ def _ignored(key: str) -> bool:
 
 def run_overrides(run: Run) -> dict[str, str]:
     """{key: "key=value"} of the run's overrides that define its variant."""
-    found = {override_key(o): o for o in run.overrides}
-    return {k: o for k, o in found.items() if not _ignored(k)}
+    return {k: o for k, o in run.result_overrides.items() if k != "seed"}
 
 
 def run_config(run: Run) -> dict[str, Any]:
@@ -118,17 +117,12 @@ def group_variants(runs: list[Run]) -> list[Variant]:
     return variants
 
 
-def _varying(items: list[dict[str, Any]]) -> set[str]:
-    keys = {k for d in items for k in d}
-    return {k for k in keys if len({json.dumps(d.get(k), default=str) for d in items}) > 1}
-
-
 def _assign_labels(variants: list[Variant]) -> None:
     """Label by the overrides that differ between variants, else by the differing config values,
     else by the norm/run name/directory; the first of these that tells all variants apart wins."""
     overrides = [run_overrides(v.runs[0]) for v in variants]
     configs = [run_config(v.runs[0]) for v in variants]
-    vary_o, vary_c = _varying(overrides), _varying(configs)
+    vary_o, vary_c = varying_keys(overrides), varying_keys(configs)
     getters: list[Callable[[int, Variant], str]] = [
         lambda i, v: " ".join(o for k, o in overrides[i].items() if k in vary_o),
         lambda i, v: " ".join(f"{k}={configs[i][k]}" for k in sorted(vary_c) if k in configs[i]),

@@ -31,6 +31,7 @@ from project.nn import (
     LayerNorm2d,
     norm_layer,
 )
+from project.nn.moments import expand_like, is_channels_last
 
 KINDS = ("bn", "in", "bin", "ln", "gn")
 FORMATS = {"nchw": torch.contiguous_format, "channels_last": torch.channels_last}
@@ -315,3 +316,18 @@ def test_bf16_message_says_when_bf16_does_not_pay_off():
     assert precision_note({"precision": "bf16-mixed", "accelerator": "cpu"}) == bf16_message(
         bf16_path()
     )
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_channels_last_coefficients_are_materialised_on_the_cpu_only(device):
+    """The (N, C) scale/shift coefficients become a W·C-contiguous operand only where the CPU's
+    short inner loop needs it; on other devices (CUDA; `meta` stands in for it here) they stay a
+    broadcast view, because there the extra copy is one more kernel launch per use."""
+    x = torch.empty(2, C, H, W, dtype=torch.bfloat16, device=device)
+    x = x.contiguous(memory_format=torch.channels_last)
+    coef = torch.ones(2, C, device=device)
+    operand = expand_like(coef, x)
+    assert operand.dtype == torch.bfloat16
+    assert operand.shape[3] == (W if device == "cpu" else 1)
+    # The operand broadcasts against x without changing its memory format.
+    assert is_channels_last(torch.addcmul(x, x, operand))

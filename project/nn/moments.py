@@ -15,9 +15,11 @@ decide how:
   input's own precision) and are pooled in float32 (`cell_sums`).
 - A binary op mixing dtypes (bfloat16 x times a float32 coefficient) copies x to float32 and the
   result back; so the (N, C) coefficients are cast to x's dtype first (`expand_like`). And
-  with channels_last, a (N, C, 1, 1) operand makes the kernel's inner loop only C elements long
-  (16 at the first ResNet stage): shorter than two SIMD vectors, so it runs scalar, 5-12x slower.
-  `expand_like` gives it a materialised (N, C, 1, W) operand instead: inner loop W·C.
+  with channels_last, a (N, C, 1, 1) operand makes the CPU kernel's inner loop only C elements
+  long (16 at the first ResNet stage): shorter than two SIMD vectors, so it runs scalar, 5-12x
+  slower. `expand_like` gives it a materialised (N, C, 1, W) operand instead: inner loop W·C.
+  On CUDA that materialisation is a launch plus ~130 µs of host time per call in a step that is
+  bound by kernel launches (experiments/benchmarks, "On a lent GPU"), so there it stays a view.
 
 The centring origin o is the group mean rounded to x's dtype (exact for float32/64, where the
 relative mean μ - o is 0 and dropped): x - o is then exact to x's precision, and μ - o is kept
@@ -93,16 +95,18 @@ def cell_sq_sums(t: Tensor) -> Tensor:
 def expand_like(coef: Tensor, x: Tensor) -> Tensor:
     """(N, C) or (1, C) coefficients as an operand broadcastable against x, in x's dtype.
 
-    NCHW: the (N, C, 1, 1) view. channels_last: a materialised (N, C, 1, W) tensor (W·C values
-    per sample, C innermost like x), so that elementwise kernels see an inner loop of W·C
-    contiguous elements instead of C (see the module docstring) — unless C alone fills two
-    512-bit vectors (64 bf16 or 32 float32 channels), where the view is as fast and costs no op.
+    NCHW, or any device but the CPU: the (N, C, 1, 1) view. channels_last on the CPU: a
+    materialised (N, C, 1, W) tensor (W·C values per sample, C innermost like x), so that
+    elementwise kernels see an inner loop of W·C contiguous elements instead of C (see the module
+    docstring) — unless C alone fills two 512-bit vectors (64 bf16 or 32 float32 channels),
+    where the view is as fast and costs no op.
     """
     coef = coef.to(x.dtype)
     n, c = coef.shape
     w = x.shape[3]
-    if not is_channels_last(x) or w == 1 or c * x.element_size() >= 128:
-        return coef.view(n, c, 1, 1)  # NCHW, or C already spans two 512-bit vectors
+    cpu_short_rows = x.device.type == "cpu" and w > 1 and c * x.element_size() < 128
+    if not (cpu_short_rows and is_channels_last(x)):
+        return coef.view(n, c, 1, 1)  # NCHW, not a CPU, or C already spans two 512-bit vectors
     return coef.repeat(1, w).as_strided((n, c, 1, w), (w * c, 1, w * c, c))
 
 

@@ -40,7 +40,7 @@ def _ignored(key: str) -> bool:
 
 def run_overrides(run: Run) -> dict[str, str]:
     """{key: "key=value"} of the run's overrides that define its variant."""
-    return {k: o for k, o in run.result_overrides.items() if k != "seed"}
+    return {k: o for k, o in run.result_overrides.items() if not _ignored(k)}
 
 
 def run_config(run: Run) -> dict[str, Any]:

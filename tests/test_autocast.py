@@ -115,7 +115,7 @@ def _close_scaled(actual, expected, rel: float, what: str, scale=None) -> None:
     actual, expected = actual.double().cpu(), expected.double().cpu()
     scale = expected.abs().max().clamp(min=1e-3) if scale is None else scale
     err = (actual - expected).abs().max()
-    assert err <= rel * scale, f"{what}: max error {err:.3g} > {rel} x max |ref| {scale:.3g}"
+    assert err <= rel * scale, f"{what}: max error {err:.3g} > {rel} x scale {scale:.3g}"
 
 
 def _rho_term_scale(ref: _BinReference, x, g) -> torch.Tensor:
@@ -129,21 +129,26 @@ def _rho_term_scale(ref: _BinReference, x, g) -> torch.Tensor:
         return max((gamma * g * t).sum((0, 2, 3)).abs().max() for t in terms)
 
 
-def _assert_matches_reference(got, ref, x, g, fmt, dtype=torch.bfloat16) -> None:
+def _assert_matches_reference(got, ref, x, g, fmt, dtype=torch.bfloat16, fused=False) -> None:
     """`_run`'s (y, dx, parameter gradients) against the float64 `_reference`, within bf16
-    tolerance: y and dx in x's dtype and memory format, parameter gradients float32."""
+    tolerance: y and dx in x's dtype and memory format, parameter gradients float32.
+
+    `fused`: the values come from inductor's fused kernels, which round bf16 intermediates in
+    another order than our eager ops; BIN's dρ, a difference of two sums ~10x its size, is then
+    judged against those sums (`_rho_term_scale`) instead of against itself."""
     (y, dx, grads), (y_ref, dx_ref, grads_ref) = got, _reference(ref, x, g)
     assert y.dtype == dtype and dx.dtype == dtype
     assert y.is_contiguous(memory_format=FORMATS[fmt]), "output changed memory format"
     assert dx.is_contiguous(memory_format=FORMATS[fmt]), "input gradient changed memory format"
     torch.testing.assert_close(y.double().cpu(), y_ref, atol=2e-2, rtol=1.6e-2)
     _close_scaled(dx, dx_ref, 2e-2, "dx")
-    for name, grad, grad_ref in zip(("weight", "bias"), grads, grads_ref):
+    rho_fused = fused and isinstance(ref, _BinReference)
+    for name, grad, grad_ref in zip(("weight", "bias", "rho"), grads, grads_ref):
         assert grad.dtype == torch.float32, f"d{name} is {grad.dtype}"
-        _close_scaled(grad, grad_ref, 1.5e-2, f"d{name}")
-    if isinstance(ref, _BinReference):  # two bf16 roundings (2^-8) of the terms' size
-        assert grads[2].dtype == torch.float32, f"drho is {grads[2].dtype}"
-        _close_scaled(grads[2], grads_ref[2], 2**-8, "drho", _rho_term_scale(ref, x, g))
+        if name == "rho" and rho_fused:  # two bf16 roundings (2^-8) of the terms' size
+            _close_scaled(grad, grad_ref, 2**-8, "drho", _rho_term_scale(ref, x, g))
+        else:
+            _close_scaled(grad, grad_ref, 1.5e-2, f"d{name}")
 
 
 # ----------------------------------------------------------------- layers: values and formats
@@ -275,7 +280,7 @@ def _compiled_matches_in_bf16(kind: str, fmt: str, backend: str) -> None:
         if backend == "aot_eager":
             raise  # no C++ toolchain involved: a failure here is a graph break or a bug
         pytest.skip(f"torch.compile({backend}) unavailable here: {type(e).__name__}: {e}")
-    _assert_matches_reference(got, ref, x, g, fmt)
+    _assert_matches_reference(got, ref, x, g, fmt, fused=backend == "inductor")
 
 
 @pytest.mark.parametrize("fmt", FORMATS, ids=list(FORMATS))

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from project.bench.layers import NORMS, QUICK_SHAPES
+from project.bench.model_step import bench_layout
 from project.bench.reference import reference_like
 from project.bench.report import write_tables
 from project.bench.timing import compile_both, sides_to_time, timings_and_ratios
@@ -220,3 +221,29 @@ def test_sides_to_time_names_what_is_timed():
     sides, label = sides_to_time(scratch, ref, broken, eager)
     assert sides == {"scratch": scratch, "torch": ref}  # no torch_eager: nothing was compiled
     assert label == " (compile failed: RuntimeError)"
+
+
+def test_compiled_layout_rows_time_compiled_models(monkeypatch):
+    """--parts layout --compile: both layouts compiled, and each warmed (compiled) on the batch
+    of its own layout, so the timed steps run the graph compiled for that layout."""
+    warmed = []  # (model is channels_last, its batch is channels_last), per compiled graph
+
+    def compile_eagerly(module, **kwargs):  # dynamo without inductor: seconds, not minutes
+        model_cl = module.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+        def backend(graph, example_inputs):
+            tensors = [t for t in example_inputs if isinstance(t, torch.Tensor)]  # not SymInts
+            batch = [t for t in tensors if tuple(t.shape) == (2, 3, 8, 8)]
+            cl = batch[0].is_contiguous(memory_format=torch.channels_last)
+            warmed.append((model_cl, cl))
+            return graph.forward
+
+        return real_compile(module, backend=backend)
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", compile_eagerly)
+    rows = bench_layout(
+        1, 2, 1, torch.device("cpu"), norms=("gn",), image_size=8, warmup=1, compile_model=True
+    )
+    assert set(warmed) == {(False, False), (True, True)}
+    assert rows[0]["timed"].endswith(" compiled") and rows[0]["ratio"] > 0

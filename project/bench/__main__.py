@@ -85,7 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="channels_last memory format (= --layouts channels_last)",
     )
     p.add_argument(
-        "--compile", action="store_true", help="torch.compile both sides (layer and model parts)"
+        "--compile",
+        action="store_true",
+        help="torch.compile both sides (layer, model and layout parts)",
     )
     p.add_argument(
         "--data",
@@ -242,6 +244,7 @@ def run(args: argparse.Namespace, argv: list[str] | None) -> int:
                     image_size=16 if quick else 32,
                     warmup=1 if quick else 2,
                     precision=precision,
+                    compile_model=args.compile,
                 )
         elif part == "framework":
             rows += bench_framework(

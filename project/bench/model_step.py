@@ -21,6 +21,7 @@ from project.bench.layers import NORMS, layout_name
 from project.bench.reference import reference_like
 from project.bench.timing import (
     autocast,
+    compile_both,
     interleaved_medians,
     print_row,
     sides_to_time,
@@ -113,11 +114,13 @@ def bench_layout(
     image_size: int = 32,
     warmup: int = 2,
     precision: str = "fp32",
+    compile_model: bool = False,
 ) -> list[dict]:
     """One row per norm kind: the scratch ResNet's training step channels_last vs NCHW.
 
     Both are the same model (same weights, same batch), timed interleaved; ratio =
     channels_last time / NCHW time, so > 1 means `channels_last=true` makes training slower.
+    With `compile_model` both are `torch.compile`d, as `compile=true channels_last=...` runs them.
     """
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, image_size, image_size, generator=gen).to(device)
@@ -133,6 +136,15 @@ def bench_layout(
             .train()
         )
         cl.load_state_dict(nchw.state_dict())
+        batch_of = {id(nchw): x, id(cl): x_cl}
+        label = ""
+        if compile_model:
+            # compile_both warms each compiled wrapper; `_orig_mod` finds the batch of its layout.
+            def warm(m, batch_of=batch_of):
+                _sgd_step(m, batch_of[id(m._orig_mod)], y, precision)()
+
+            nchw, cl, note = compile_both(nchw, cl, warm)
+            label = f" ({note})" if note else " compiled"
         fns = {
             "nchw": _sgd_step(nchw, x, y, precision),
             "channels_last": _sgd_step(cl, x_cl, y, precision),
@@ -145,7 +157,7 @@ def bench_layout(
                 "shape": f"ResNet-{6 * n + 2} B={batch_size}",
                 "precision": precision,
                 "mode": "train step",
-                "timed": "fwd+loss+bwd+SGD, scratch norms",
+                "timed": "fwd+loss+bwd+SGD, scratch norms" + label,
                 "channels_last_ms": 1e3 * t["channels_last"],
                 "nchw_ms": 1e3 * t["nchw"],
                 "ratio": t["channels_last"] / t["nchw"],

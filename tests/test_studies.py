@@ -218,13 +218,18 @@ def test_every_study_plans_distinct_runs_on_the_full_dataset(study):
         assert run.overrides[-2:] == ("trainer.max_epochs=30", "scheduler=cosine")
 
 
-COMMITTED_WEIGHTS = sorted((REPO / "experiments").glob("*/weights/*.json"))
+# Every weights/ under experiments/, a study's sub-study too (norm_comparison/longer/weights/).
+COMMITTED_WEIGHTS = sorted((REPO / "experiments").glob("**/weights/*.json"))
 
 
 @pytest.mark.slow  # evaluates each committed net on the 10,000 test images
 @pytest.mark.skipif(not (SHARED_DATA / "cifar10-jpeg").is_dir(), reason="needs cifar10-jpeg")
 @pytest.mark.skipif(not COMMITTED_WEIGHTS, reason="no study has committed weights yet")
-@pytest.mark.parametrize("info_path", COMMITTED_WEIGHTS, ids=lambda p: f"{p.parts[-3]}/{p.stem}")
+@pytest.mark.parametrize(
+    "info_path",
+    COMMITTED_WEIGHTS,
+    ids=lambda p: p.relative_to(REPO / "experiments").with_suffix("").as_posix(),
+)
 def test_committed_weights_reproduce_their_recorded_test_accuracy(info_path, tmp_path):
     """The command each weights/<variant>.json states, as a user runs it (from the repo root)."""
     info = json.loads(info_path.read_text())

@@ -87,6 +87,28 @@ def resnet20(seeds: Sequence[int]) -> list[QueuedRun]:
     ]
 
 
+#: cifar10-mini's lossless images and their JPEG twins, made by
+#: `python -m project.studies.jpeg_twins ../shared/data/cifar10-mini ../shared/data/cifar10-jpeg
+#: data/cifar10-mini-jpeg`.
+JPEG_EFFECT_ROOTS = {"lossless": "../shared/data/cifar10-mini", "jpeg": "data/cifar10-mini-jpeg"}
+
+
+def jpeg_effect(seeds: Sequence[int]) -> list[QueuedRun]:
+    """What the JPEG copy costs: ResNet-14 BN (norm_comparison's recipe, 30 epochs cosine) trained
+    and tested on cifar10-mini's exact pixels and on the same images as cifar10-jpeg holds them.
+    Same files, split and seeds; only the encoding differs (CPU scale: 3,254 train images)."""
+    return [
+        QueuedRun("jpeg_effect", f"{name}_s{s}", (
+            "experiment=norm_comparison", "norm=bn", "data=folder", f"data.root={root}",
+            "logger=csv", "trainer.enable_progress_bar=false", "trainer=cpu_bf16",
+            "channels_last=true", "scheduler=cosine", "trainer.max_epochs=30",
+            f"norm_name=bn_{name}", f"seed={s}",
+        ))
+        for s in seeds
+        for name, root in JPEG_EFFECT_ROOTS.items()
+    ]  # fmt: skip
+
+
 def hw2_fcn(seeds: Sequence[int]) -> list[QueuedRun]:
     return [_run("hw2_fcn", "bn", s, "experiment=hw2_fcn") for s in seeds]
 
@@ -97,6 +119,7 @@ STUDIES: dict[str, Callable[[Sequence[int]], list[QueuedRun]]] = {
     "batch_size_study": batch_size_study,
     "resnet20": resnet20,
     "hw2_fcn": hw2_fcn,
+    "jpeg_effect": jpeg_effect,
 }
 
 

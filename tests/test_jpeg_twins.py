@@ -80,7 +80,7 @@ def test_twin_tree_holds_byte_copies_under_the_lossless_names(tmp_path):
     for rel, expected in twins.items():
         copy = out / Path(rel).with_suffix(".jpg")
         assert copy.read_bytes() == expected, rel
-    rows = list(csv.DictReader(open(out / "twins.csv")))
+    rows = list(csv.DictReader((out / "twins.csv").read_text().splitlines()))
     assert sorted(r["lossless"] for r in rows) == sorted(twins)
     assert all(0 < float(r["rms"]) <= MAX_TWIN_RMS for r in rows)
     assert all((jpeg / r["jpeg"]).read_bytes() == twins[r["lossless"]] for r in rows)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from project.studies.full_scale import STUDIES, plan
+from project.studies.full_scale import CPU_SCALE, JPEG_EFFECT_ROOTS, STUDIES, plan
 from project.studies.queue import (
     LAST_CKPT,
     QueuedRun,
@@ -210,12 +210,29 @@ def test_the_queue_finishes_every_variant_of_a_seed_before_the_next_seed():
 
 
 @pytest.mark.parametrize("study", list(STUDIES))
-def test_every_study_plans_distinct_runs_on_the_full_dataset(study):
+def test_every_study_plans_distinct_runs_on_its_dataset(study):
     runs = plan([study], seeds=(0, 1), epochs=30, extra=("scheduler=cosine",))
     assert len({r.name for r in runs}) == len(runs) >= 2
+    roots = JPEG_EFFECT_ROOTS.values() if study in CPU_SCALE else ["../shared/data/cifar10-jpeg"]
     for run in runs:
-        assert "data.root=../shared/data/cifar10-jpeg" in run.overrides
+        assert any(f"data.root={root}" in run.overrides for root in roots)
         assert run.overrides[-2:] == ("trainer.max_epochs=30", "scheduler=cosine")
+
+
+def test_the_cpu_scale_comparisons_change_only_what_they_measure():
+    def settings(run: QueuedRun) -> dict[str, str]:
+        return dict(o.partition("=")[::2] for o in run.overrides)
+
+    lossless, jpeg = (settings(r) for r in plan(["jpeg_effect"], seeds=(3,)))
+    (fp32,) = (settings(r) for r in plan(["bf16_effect"], seeds=(3,)))
+
+    def changed(a: dict, b: dict) -> set[str]:
+        return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
+
+    assert changed(lossless, jpeg) == {"data.root", "norm_name"}
+    assert changed(lossless, fp32) == {"trainer.precision", "norm_name"}
+    assert lossless["trainer"] == "cpu_bf16" and fp32["trainer.precision"] == "32-true"
+    assert lossless["seed"] == jpeg["seed"] == fp32["seed"] == "3"
 
 
 # Every weights/ under experiments/, a study's sub-study too (norm_comparison/longer/weights/).

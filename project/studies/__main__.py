@@ -6,6 +6,7 @@ record with `--commit`. Stop it any time (Ctrl-C) and run the same command again
 
     python -m project.studies norm_comparison --epochs 30 --commit -- scheduler=cosine
     python -m project.studies norm_comparison bn_sanity --dry-run     # what would run
+    python -m project.studies jpeg_effect bf16_effect --seeds 0,1,2,3,4,5,6,7,8,9   # CPU scale
 """
 
 from __future__ import annotations

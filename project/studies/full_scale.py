@@ -1,4 +1,5 @@
-"""The full-scale studies (issue 15) as queues of runs on the full CIFAR-10 (JPEG copy).
+"""The full-scale studies (issue 15) as queues of runs on the full CIFAR-10 (JPEG copy), and the
+CPU-scale studies (`CPU_SCALE`) that measure what separates them from published numbers.
 
 Every run uses `../shared/data/cifar10-jpeg` (40,000 train / 10,000 val / 10,000 test), the CSV
 logger, no progress bar, and the study's experiment config; `epochs` and `extra` overrides apply
@@ -93,25 +94,45 @@ def resnet20(seeds: Sequence[int]) -> list[QueuedRun]:
 JPEG_EFFECT_ROOTS = {"lossless": "../shared/data/cifar10-mini", "jpeg": "data/cifar10-mini-jpeg"}
 
 
+def _mini_bn(study: str, name: str, root: str, seed: int, *extra: str) -> QueuedRun:
+    """norm_comparison's ResNet-14 with scratch BN on a cifar10-mini tree (3,254 train images),
+    30 epochs cosine, bf16: the CPU-scale recipe of jpeg_effect and bf16_effect."""
+    return QueuedRun(study, f"{name}_s{seed}", (
+        "experiment=norm_comparison", "norm=bn", "data=folder", f"data.root={root}",
+        "logger=csv", "trainer.enable_progress_bar=false", "trainer=cpu_bf16",
+        "channels_last=true", "scheduler=cosine", "trainer.max_epochs=30",
+        f"norm_name=bn_{name}", *extra, f"seed={seed}",
+    ))  # fmt: skip
+
+
 def jpeg_effect(seeds: Sequence[int]) -> list[QueuedRun]:
-    """What the JPEG copy costs: ResNet-14 BN (norm_comparison's recipe, 30 epochs cosine) trained
-    and tested on cifar10-mini's exact pixels and on the same images as cifar10-jpeg holds them.
-    Same files, split and seeds; only the encoding differs (CPU scale: 3,254 train images)."""
+    """What the JPEG copy costs: trained and tested on cifar10-mini's exact pixels and on the
+    same images as cifar10-jpeg holds them. Same files, split and seeds; only the encoding
+    differs."""
     return [
-        QueuedRun("jpeg_effect", f"{name}_s{s}", (
-            "experiment=norm_comparison", "norm=bn", "data=folder", f"data.root={root}",
-            "logger=csv", "trainer.enable_progress_bar=false", "trainer=cpu_bf16",
-            "channels_last=true", "scheduler=cosine", "trainer.max_epochs=30",
-            f"norm_name=bn_{name}", f"seed={s}",
-        ))
+        _mini_bn("jpeg_effect", name, root, s)
         for s in seeds
         for name, root in JPEG_EFFECT_ROOTS.items()
-    ]  # fmt: skip
+    ]
+
+
+def bf16_effect(seeds: Sequence[int]) -> list[QueuedRun]:
+    """What bf16 autocast costs: jpeg_effect's lossless runs again in float32, the only change;
+    paired by seed with jpeg_effect/runs/lossless_s<seed>."""
+    lossless = JPEG_EFFECT_ROOTS["lossless"]
+    return [
+        _mini_bn("bf16_effect", "lossless_fp32", lossless, s, "trainer.precision=32-true")
+        for s in seeds
+    ]
 
 
 def hw2_fcn(seeds: Sequence[int]) -> list[QueuedRun]:
     return [_run("hw2_fcn", "bn", s, "experiment=hw2_fcn") for s in seeds]
 
+
+#: Studies on cifar10-mini trees instead of the full set: each isolates one difference between
+#: this repo's full-scale runs and the published ones (the encoding, the precision).
+CPU_SCALE = ("jpeg_effect", "bf16_effect")
 
 STUDIES: dict[str, Callable[[Sequence[int]], list[QueuedRun]]] = {
     "norm_comparison": norm_comparison,
@@ -120,6 +141,7 @@ STUDIES: dict[str, Callable[[Sequence[int]], list[QueuedRun]]] = {
     "resnet20": resnet20,
     "hw2_fcn": hw2_fcn,
     "jpeg_effect": jpeg_effect,
+    "bf16_effect": bf16_effect,
 }
 
 

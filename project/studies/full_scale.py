@@ -1,9 +1,10 @@
 """The full-scale studies (issue 15) as queues of runs on the full CIFAR-10 (JPEG copy), and the
 CPU-scale studies (`CPU_SCALE`) that measure what separates them from published numbers.
 
-Every full-scale run uses `../shared/data/cifar10-jpeg` (40,000 train / 10,000 val / 10,000 test), the CSV
-logger, no progress bar, and the study's experiment config; `epochs` and `extra` overrides apply
-to every run (e.g. a cosine schedule of 30 epochs: `epochs=30, extra=("scheduler=cosine",)`).
+Every full-scale run uses `../shared/data/cifar10-jpeg` (40,000 train / 10,000 val / 10,000
+test), the CSV logger, no progress bar, and the study's experiment config; `epochs` and `extra`
+overrides apply to every run (e.g. a cosine schedule of 30 epochs: `epochs=30,
+extra=("scheduler=cosine",)`).
 """
 
 from __future__ import annotations

@@ -44,22 +44,28 @@ def test_resnet_parameter_count(n, count):
     assert _n_params(ResNet(n, head="conv")) == count
 
 
-def test_resnet_option_b_adds_projections():
-    """Two stride-2 stage transitions: 1×1 convs 16→32 and 32→64, each with a BN (γ, β)."""
-    a, b = ResNet(3, shortcut="A"), ResNet(3, shortcut="B")
-    extra = (16 * 32 + 2 * 32) + (32 * 64 + 2 * 64)
+@pytest.mark.parametrize(("shortcut", "kernel"), [("B", 1), ("B3", 3)])
+def test_resnet_option_b_adds_projections(shortcut, kernel):
+    """Two stride-2 stage transitions: k×k convs 16→32 and 32→64, each with a BN (γ, β); B3 is
+    the COL775 reference code's 3×3 projection."""
+    a, b = ResNet(3, shortcut="A"), ResNet(3, shortcut=shortcut)
+    extra = (16 * 32 * kernel**2 + 2 * 32) + (32 * 64 * kernel**2 + 2 * 64)
     assert _n_params(b) - _n_params(a) == extra
     projections = [m for m in b.modules() if isinstance(m, ProjectionShortcut)]
     assert len(projections) == 2
     assert not any(isinstance(m, ProjectionShortcut) for m in a.modules())
     assert sum(isinstance(m, PadShortcut) for m in a.modules()) == 2
+    for projection in projections:
+        assert projection[0].weight.shape[2:] == (kernel, kernel)
+        x = torch.randn(2, projection[0].weight.shape[1], 8, 8)
+        assert projection(x).shape == (2, projection[0].weight.shape[0], 4, 4)
     out = b(_images(2))
     assert out.shape == (2, 10)
     out.sum().backward()
     assert all(p.grad is not None for p in b.parameters())
 
 
-@pytest.mark.parametrize("shortcut", ["A", "B"])
+@pytest.mark.parametrize("shortcut", ["A", "B", "B3"])
 @pytest.mark.parametrize("head", ["linear", "conv"])
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_resnet_depth_is_6n_plus_2(n, head, shortcut):

@@ -307,11 +307,12 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path, uninterru
         ("seed=-1", ["seed", "2^32 - 1"]),
         ("model.widths=[16,0,64]", ["model.widths", "1 to 2048"]),
         ("model.head=foo", ["model.head", "linear, conv"]),
-        ("model.shortcut=C", ["model.shortcut", "A, B"]),
+        ("model.shortcut=C", ["model.shortcut", "A, B, B3"]),
         ("model.activation=foo", ["model.activation", "relu, swish"]),
         ("model.n=1000", ["model.n", "ResNet-6002", "parameters"]),
         ("batch_size=100000000000000000000", ["batch_size", "at most"]),
         ("norm=bin norm.rho_init=1.5", ["norm.rho_init", "[0, 1]"]),
+        ("compile=fast", ["compile", "reduce-overhead"]),
     ],
 )
 def test_bad_value_is_rejected_before_training(tmp_path, override, needles):

@@ -650,6 +650,22 @@ def test_torch_compile_inductor(kind):
     _compiled_matches(kind, "inductor")
 
 
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("kind", ["bn", "in", "bin", "ln", "gn"])
+def test_dynamo_captures_each_norm_in_one_graph(kind, channels_last):
+    """No graph breaks (torch 2.11 broke at `out=` into channels_last tensors, which made the
+    compiled GPU step slower than eager): the whole layer, its autograd.Function included, is
+    one graph that inductor can fuse."""
+    torch._dynamo.reset()
+    layer = make_norm(kind, 8)
+    x = torch.randn(4, 8, 5, 6, requires_grad=True)
+    if channels_last:
+        x = x.detach().to(memory_format=torch.channels_last).requires_grad_()
+    explanation = torch._dynamo.explain(layer)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+
+
 def test_ln_of_constant_input_is_bias():
     """Degenerate statistics: zero variance gives x̂ = 0 (finite), so y = β."""
     layer = LayerNorm2d(3).double()

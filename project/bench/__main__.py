@@ -86,8 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--compile",
-        action="store_true",
-        help="torch.compile both sides (layer, model and layout parts)",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="MODE",
+        help="torch.compile both sides (layer, model and layout parts); optionally in a "
+        "torch.compile mode, e.g. `--compile reduce-overhead` (CUDA graphs)",
     )
     p.add_argument(
         "--data",

@@ -17,6 +17,7 @@ from torch import nn
 from project.bench.timing import (
     PRECISIONS,
     autocast,
+    compile_mode,
     interleaved_medians,
     print_row,
     sides_to_time,
@@ -89,7 +90,7 @@ def bench_layers(
     shapes=STAGE_SHAPES,
     norms=NORMS,
     channels_last: bool = False,
-    compile_layers: bool = False,
+    compile_layers: bool | str = False,
     warmup: int = 3,
     inner: int = 5,
     precision: str = "fp32",
@@ -114,6 +115,7 @@ def bench_layers(
                 torch_norm(kind, c).to(device),
                 warm=_warm_both_modes(x, g, precision),
                 eager_ref=torch_norm(kind, c).to(device) if compile_layers else None,
+                mode=compile_mode(compile_layers),
             )
             for mode in ("train", "eval"):
                 for layer in sides.values():

@@ -22,6 +22,7 @@ from project.bench.reference import reference_like
 from project.bench.timing import (
     autocast,
     compile_both,
+    compile_mode,
     interleaved_medians,
     print_row,
     sides_to_time,
@@ -58,7 +59,7 @@ def bench_model_step(
     device: torch.device,
     norms=NORMS,
     channels_last: bool = False,
-    compile_model: bool = False,
+    compile_model: bool | str = False,
     image_size: int = 32,
     warmup: int = 2,
     precision: str = "fp32",
@@ -80,7 +81,7 @@ def bench_model_step(
         if compile_model:
             eager = reference_like(scratch, kind).to(device, memory_format=fmt).train()
         warm = lambda m: _sgd_step(m, x, y, precision)()  # noqa: E731
-        sides, label = sides_to_time(scratch, ref, warm, eager)
+        sides, label = sides_to_time(scratch, ref, warm, eager, compile_mode(compile_model))
         if kind != "bn" and not compile_model:
             torch.manual_seed(0)  # the same conv weights as `scratch`
             bn_net = reference_like(ResNet(n, norm_layer=norm_layer("bn")), "bn")
@@ -114,7 +115,7 @@ def bench_layout(
     image_size: int = 32,
     warmup: int = 2,
     precision: str = "fp32",
-    compile_model: bool = False,
+    compile_model: bool | str = False,
 ) -> list[dict]:
     """One row per norm kind: the scratch ResNet's training step channels_last vs NCHW.
 
@@ -143,7 +144,7 @@ def bench_layout(
             def warm(m, batch_of=batch_of):
                 _sgd_step(m, batch_of[id(m._orig_mod)], y, precision)()
 
-            nchw, cl, note = compile_both(nchw, cl, warm)
+            nchw, cl, note = compile_both(nchw, cl, warm, compile_mode(compile_model))
             label = f" ({note})" if note else " compiled"
         fns = {
             "nchw": _sgd_step(nchw, x, y, precision),

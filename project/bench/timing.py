@@ -104,10 +104,19 @@ def print_row(row: dict) -> None:
     )
 
 
+def compile_mode(setting: bool | str) -> str | None:
+    """torch.compile's `mode` for a `--compile` setting: True is inductor's default (None)."""
+    return setting if isinstance(setting, str) else None
+
+
 def compile_both(
-    scratch: nn.Module, ref: nn.Module, warm: Callable[[nn.Module], object]
+    scratch: nn.Module,
+    ref: nn.Module,
+    warm: Callable[[nn.Module], object],
+    mode: str | None = None,
 ) -> tuple[nn.Module, nn.Module, str]:
-    """`torch.compile` both sides of a comparison; returns (scratch, ref, note).
+    """`torch.compile` both sides of a comparison (in `mode`, e.g. "reduce-overhead" for CUDA
+    graphs); returns (scratch, ref, note).
 
     `warm(module)` runs every variant that will be timed, so compilation happens here, outside
     the timed loop, and a toolchain failure surfaces here (the eager modules come back, with
@@ -117,7 +126,7 @@ def compile_both(
     """
     torch._dynamo.reset()
     try:
-        compiled = torch.compile(scratch), torch.compile(ref)
+        compiled = torch.compile(scratch, mode=mode), torch.compile(ref, mode=mode)
         for module in compiled:
             warm(module)
     except Exception as e:  # noqa: BLE001 - compile support depends on the toolchain
@@ -130,6 +139,7 @@ def sides_to_time(
     ref: nn.Module,
     warm: Callable[[nn.Module], object],
     eager_ref: nn.Module | None,
+    mode: str | None = None,
 ) -> tuple[dict[str, nn.Module], str]:
     """The modules one comparison times, by name, and the suffix for its `timed` label.
 
@@ -139,7 +149,7 @@ def sides_to_time(
     """
     if eager_ref is None:
         return {"scratch": scratch, "torch": ref}, ""
-    scratch, ref, note = compile_both(scratch, ref, warm)
+    scratch, ref, note = compile_both(scratch, ref, warm, mode)
     if note:
         return {"scratch": scratch, "torch": ref}, f" ({note})"
     return {"scratch": scratch, "torch": ref, "torch_eager": eager_ref}, " compiled"

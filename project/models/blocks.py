@@ -10,7 +10,9 @@ from torch import Tensor, nn
 from project.nn import Conv2d
 
 NormFactory = Callable[[int], nn.Module]
-SHORTCUTS = ("A", "B")  # zero-padding identity | 1x1 projection (He et al. 2016, Sec. 3.3)
+# A: zero-padding identity | B: 1x1 projection (He et al. 2016, Sec. 3.3) | B3: a 3x3 projection,
+# as in the COL775 reference code (CosmoLuminous/deep-learning-col775, a1/resnet/src/resnet.py).
+SHORTCUTS = ("A", "B", "B3")
 ActivationFactory = Callable[[], nn.Module]
 
 
@@ -32,10 +34,16 @@ class PadShortcut(nn.Module):
 
 
 class ProjectionShortcut(nn.Sequential):
-    """Option B: 1×1 convolution with stride, then norm. (N, C_in, H, W) -> (N, C_out, H/s, W/s)."""
+    """Option B: k×k convolution with stride (k = 1 in the paper, 3 for "B3"), then norm.
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int, norm: NormFactory):
-        super().__init__(Conv2d(in_channels, out_channels, 1, stride=stride), norm(out_channels))
+    (N, C_in, H, W) -> (N, C_out, H/s, W/s).
+    """
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, norm: NormFactory, kernel: int = 1
+    ):
+        conv = Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2)
+        super().__init__(conv, norm(out_channels))
 
 
 class BasicBlock(nn.Module):
@@ -65,11 +73,13 @@ class BasicBlock(nn.Module):
             self.shortcut: nn.Module = nn.Identity()
         elif shortcut == "A":
             self.shortcut = PadShortcut(in_channels, out_channels, stride)
-        elif shortcut == "B":
-            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride, norm)
+        elif shortcut in ("B", "B3"):
+            kernel = 3 if shortcut == "B3" else 1
+            self.shortcut = ProjectionShortcut(in_channels, out_channels, stride, norm, kernel)
         else:
             raise ValueError(
-                f"unknown shortcut {shortcut!r}; valid: 'A' (zero-pad), 'B' (1x1 conv)"
+                f"unknown shortcut {shortcut!r}; valid: 'A' (zero-pad), 'B' (1x1 conv), "
+                "'B3' (3x3 conv)"
             )
 
     def forward(self, x: Tensor) -> Tensor:

@@ -47,7 +47,7 @@ class ImageClassifier(L.LightningModule):
         l1: float = 0.0,
         label_smoothing: float = 0.0,
         feature_quantiles: Sequence[float] = (0.01, 0.2, 0.8, 0.99),
-        compile: bool = False,
+        compile: bool | str = False,
         channels_last: bool = False,
         class_names: Sequence[str] | None = None,
         data_stats: Mapping | None = None,
@@ -61,7 +61,10 @@ class ImageClassifier(L.LightningModule):
             self.model = self.model.to(memory_format=torch.channels_last)
         # torch.compile wraps the model; keep the wrapper out of the module tree so state_dict
         # keys stay `model.*` whether or not it is compiled.
-        object.__setattr__(self, "_net", torch.compile(self.model) if compile else self.model)
+        # `compile` is a bool or a torch.compile mode (e.g. "reduce-overhead": CUDA graphs).
+        mode = compile if isinstance(compile, str) else None
+        net = torch.compile(self.model, mode=mode) if compile else self.model
+        object.__setattr__(self, "_net", net)
         self.train_metrics = classification_metrics(num_classes, "train/")
         self.val_metrics = classification_metrics(num_classes, "val/")
         self.clean_train_metrics = classification_metrics(num_classes, "train_clean/")

@@ -20,6 +20,9 @@ SEED_MAX = 2**32 - 1  # numpy's seed range
 BATCH_MAX = 2**20  # beyond any dataset here; larger values only overflow later
 DEPTH_N_MAX = 200  # ResNet-1202, the deepest CIFAR net of He et al. (2016)
 WIDTH_MAX = 2048
+# `compile=`: off, on (inductor's default mode) or a torch.compile mode; reduce-overhead adds
+# CUDA graphs, which take the host's kernel launches out of a launch-bound GPU step.
+COMPILE_SETTINGS = (False, True, "default", "reduce-overhead", "max-autotune")
 
 
 def _fail(key: str, value, rule: str, fix: str) -> None:
@@ -81,6 +84,16 @@ def _validate_run(cfg: DictConfig) -> None:
     threads = cfg.get("threads")
     if threads is not None and (not _is_int(threads) or threads < 1):
         _fail("threads", threads, "Torch threads per job: a whole number >= 1, or null.", "`1`.")
+    compile_setting = cfg.get("compile", False)
+    if compile_setting not in COMPILE_SETTINGS:
+        _fail(
+            "compile",
+            compile_setting,
+            "It is false, true (inductor's default mode) or one of torch.compile's modes: "
+            + ", ".join(str(m) for m in COMPILE_SETTINGS[3:])
+            + ".",
+            "`compile=true`, or `compile=reduce-overhead` on a GPU (CUDA graphs).",
+        )
     patience = cfg.early_stopping.patience
     if patience is not None and (not _is_int(patience) or patience < 0):
         _fail(

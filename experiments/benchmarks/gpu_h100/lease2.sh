@@ -4,17 +4,26 @@
 #   bash experiments/benchmarks/gpu_h100/lease2.sh bench    # ResNet-14 step ratios, eager + compiled
 #   bash experiments/benchmarks/gpu_h100/lease2.sh train NAME "OVERRIDES" ...  # detached runs
 #   bash experiments/benchmarks/gpu_h100/lease2.sh wait SECONDS   # progress; collect the runs
-# The image lacks hydra-core/omegaconf/antlr4: they travel in .devsite (copied from the venv).
-# The data travels as data/gpu/cifar10-jpeg and is linked to ../shared/data/cifar10-jpeg, so the
-# run records name the same data.root as the CPU runs. Everything comes back as $OUT/*.tgz.
+# The image lacks hydra-core/omegaconf/antlr4: they travel as .devsite/devsite.tgz (copied from
+# the venv). The data travels packed in one file, data/gpu/cifar10-jpeg.npz (the JPEG bytes and
+# their paths: 60,000 small files would exceed the 64 MiB of a call in disk blocks), is unpacked
+# to ../shared/data/cifar10-jpeg, so the run records name the same data.root as the CPU runs.
+# Everything comes back as $OUT/*.tgz.
 set -u
-export PYTHONPATH=$PWD/.devsite:$PWD PYTHONUNBUFFERED=1
+export PYTHONPATH=/tmp/devsite:$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}
 WORK=/tmp/lease2 && mkdir -p $WORK
 DATA=../shared/data/cifar10-jpeg
 
 setup() {
-  mkdir -p ../shared/data && ln -sfn "$PWD/data/gpu/cifar10-jpeg" $DATA
+  mkdir -p /tmp/devsite && tar xzf .devsite/devsite.tgz -C /tmp/devsite
+  python3 -c "
+import numpy as np, os
+z = np.load('data/gpu/cifar10-jpeg.npz'); blob, off = z['blob'], z['offsets']
+for i, rel in enumerate(str(z['paths']).split(chr(10))):
+    path = os.path.join('$DATA', rel); os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, 'wb').write(blob[off[i]:off[i + 1]].tobytes())
+print(i + 1, 'files unpacked')"
   { nvidia-smi -L; lscpu | grep "Model name"; nproc
     python3 -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)"
   } > $WORK/env.txt 2>&1

@@ -17,13 +17,13 @@ from torch import nn
 from project.bench.timing import (
     PRECISIONS,
     autocast,
-    compile_mode,
     interleaved_medians,
     print_row,
     sides_to_time,
     timings_and_ratios,
 )
 from project.nn import default_num_groups, make_norm
+from project.training.compiling import compile_mode
 
 NORMS = ("bn", "in", "bin", "ln", "gn")
 

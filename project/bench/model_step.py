@@ -22,7 +22,6 @@ from project.bench.reference import reference_like
 from project.bench.timing import (
     autocast,
     compile_both,
-    compile_mode,
     interleaved_medians,
     print_row,
     sides_to_time,
@@ -30,6 +29,7 @@ from project.bench.timing import (
 )
 from project.models import ResNet
 from project.nn import apply_constraints_, norm_layer
+from project.training.compiling import compile_mode
 
 
 def _sgd_step(

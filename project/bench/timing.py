@@ -104,11 +104,6 @@ def print_row(row: dict) -> None:
     )
 
 
-def compile_mode(setting: bool | str) -> str | None:
-    """torch.compile's `mode` for a `--compile` setting: True is inductor's default (None)."""
-    return setting if isinstance(setting, str) else None
-
-
 def compile_both(
     scratch: nn.Module,
     ref: nn.Module,

@@ -12,7 +12,8 @@ from project.nn import Conv2d
 NormFactory = Callable[[int], nn.Module]
 # A: zero-padding identity | B: 1x1 projection (He et al. 2016, Sec. 3.3) | B3: a 3x3 projection,
 # as in the COL775 reference code (CosmoLuminous/deep-learning-col775, a1/resnet/src/resnet.py).
-SHORTCUTS = ("A", "B", "B3")
+PROJECTION_KERNELS = {"B": 1, "B3": 3}  # projection shortcut -> its convolution's kernel size
+SHORTCUTS = ("A", *PROJECTION_KERNELS)
 ActivationFactory = Callable[[], nn.Module]
 
 
@@ -73,8 +74,8 @@ class BasicBlock(nn.Module):
             self.shortcut: nn.Module = nn.Identity()
         elif shortcut == "A":
             self.shortcut = PadShortcut(in_channels, out_channels, stride)
-        elif shortcut in ("B", "B3"):
-            kernel = 3 if shortcut == "B3" else 1
+        elif shortcut in PROJECTION_KERNELS:
+            kernel = PROJECTION_KERNELS[shortcut]
             self.shortcut = ProjectionShortcut(in_channels, out_channels, stride, norm, kernel)
         else:
             raise ValueError(

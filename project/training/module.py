@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from project.models.factory import build_model
 from project.nn import BatchInstanceNorm2d, apply_constraints_
+from project.training.compiling import compile_mode
 from project.training.metrics import classification_metrics, feature_quantiles
 from project.training.optim import param_groups
 
@@ -62,8 +63,7 @@ class ImageClassifier(L.LightningModule):
         # torch.compile wraps the model; keep the wrapper out of the module tree so state_dict
         # keys stay `model.*` whether or not it is compiled.
         # `compile` is a bool or a torch.compile mode (e.g. "reduce-overhead": CUDA graphs).
-        mode = compile if isinstance(compile, str) else None
-        net = torch.compile(self.model, mode=mode) if compile else self.model
+        net = torch.compile(self.model, mode=compile_mode(compile)) if compile else self.model
         object.__setattr__(self, "_net", net)
         self.train_metrics = classification_metrics(num_classes, "train/")
         self.val_metrics = classification_metrics(num_classes, "val/")

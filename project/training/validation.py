@@ -15,14 +15,12 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from project.errors import UserError, warn
+from project.training.compiling import COMPILE_SETTINGS, TORCH_COMPILE_MODES
 
 SEED_MAX = 2**32 - 1  # numpy's seed range
 BATCH_MAX = 2**20  # beyond any dataset here; larger values only overflow later
 DEPTH_N_MAX = 200  # ResNet-1202, the deepest CIFAR net of He et al. (2016)
 WIDTH_MAX = 2048
-# `compile=`: off, on (inductor's default mode) or a torch.compile mode; reduce-overhead adds
-# CUDA graphs, which take the host's kernel launches out of a launch-bound GPU step.
-COMPILE_SETTINGS = (False, True, "default", "reduce-overhead", "max-autotune")
 
 
 def _fail(key: str, value, rule: str, fix: str) -> None:
@@ -90,7 +88,7 @@ def _validate_run(cfg: DictConfig) -> None:
             "compile",
             compile_setting,
             "It is false, true (inductor's default mode) or one of torch.compile's modes: "
-            + ", ".join(str(m) for m in COMPILE_SETTINGS[3:])
+            + ", ".join(TORCH_COMPILE_MODES)
             + ".",
             "`compile=true`, or `compile=reduce-overhead` on a GPU (CUDA graphs).",
         )

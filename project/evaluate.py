@@ -3,11 +3,13 @@
     python -m project.evaluate ckpt=outputs/<date>/<time>/checkpoints/best.ckpt data=cifar10
     python -m project.evaluate ckpt=<run>/export/model.pt data=folder data.root=../shared/data/x
     python -m project.evaluate ckpt=... split=val seed=<training seed> device=cuda export=true
+    python -m project.evaluate ckpt=... precision=bf16-mixed compile=true channels_last=true
 
 Needs no training config: the network, its classes and the input normalisation (the training
-data's statistics) all come from the checkpoint. Writes to `out` (default
-`<run dir>/eval_<dataset>_<split>/`, or beside a checkpoint outside a run dir): metrics.json,
-confusion_matrix.csv (+ .png, drawn by torchmetrics) and predictions.csv
+data's statistics) all come from the checkpoint; `precision`, `compile` and `channels_last` run
+it as the training run did (the same settings reproduce its recorded predictions). Writes to
+`out` (default `<run dir>/eval_<dataset>_<split>/`, or beside a checkpoint outside a run dir):
+metrics.json, confusion_matrix.csv (+ .png, drawn by torchmetrics) and predictions.csv
 (`id,label,class_name,true_label,true_class_name,p_<class>...`: index in the split's order,
 predicted class and its name, true class and its name, one softmax probability per class).
 Runs through a Lightning Trainer: `trainer.test` with the training run's final-evaluation code
@@ -38,6 +40,7 @@ from project.inference import (
     write_probability_csv,
 )
 from project.io import atomic_write, atomic_write_json, atomic_write_text
+from project.training.compiling import COMPILE_SETTINGS, TORCH_COMPILE_MODES
 from project.training.compose import CONF_DIR
 from project.training.evaluation import evaluate_splits
 
@@ -156,10 +159,19 @@ def evaluate(cfg: DictConfig) -> dict:
         raise UserError(f"split={cfg.split} is not a split; use one of {', '.join(SPLITS)}.")
     if int(cfg.batch_size) < 1:
         raise UserError(f"batch_size={cfg.batch_size} must be a positive integer.")
+    if cfg.compile not in COMPILE_SETTINGS:
+        raise UserError(
+            f"compile={cfg.compile} is not a compile setting: it is false, true (inductor's "
+            f"default mode) or one of torch.compile's modes ({', '.join(TORCH_COMPILE_MODES)}). "
+            f"Use the training run's own setting (its config.yaml's `compile`) to reproduce its "
+            f"recorded numbers."
+        )
     device = resolve_device(str(cfg.device))
     start = time.perf_counter()
     override = OmegaConf.to_container(cfg.model, resolve=True) if cfg.get("model") else None
-    module, meta = load_classifier(ckpt, override)
+    module, meta = load_classifier(
+        ckpt, override, compile=cfg.compile, channels_last=bool(cfg.channels_last)
+    )
     dm = make_datamodule(cfg, meta)
     n = dm.split_sizes[cfg.split]
     if n == 0:
@@ -185,6 +197,9 @@ def evaluate(cfg: DictConfig) -> dict:
         "trained_on": (meta.get("data_stats") or {}).get("dataset"),
         "model": meta["model"],
         "norm": meta["norm_name"],
+        "precision": str(cfg.precision),
+        "compile": cfg.compile,
+        "channels_last": bool(cfg.channels_last),
         "wall_time_s": round(time.perf_counter() - start, 2),
     }
     if names != dm.class_names:

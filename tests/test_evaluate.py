@@ -88,6 +88,46 @@ def test_evaluate_reproduces_training_test_accuracy(run_dir):
     assert (out / "confusion_matrix.png").stat().st_size > 0
 
 
+def test_evaluate_runs_the_network_compiled_and_channels_last_as_asked(run_dir, tmp_path):
+    """`compile=true channels_last=true` (how a compile=true run computed its records): the
+    module is compiled, its inputs and weights channels_last, and the outputs the same network's;
+    metrics.json says how it ran. An exported .pt and the .ckpt go through both loaders."""
+    import torch._dynamo
+
+    from project.checkpoints import export_weights, load_classifier
+
+    exported = export_weights(run_dir / "checkpoints" / "best.ckpt", tmp_path / "model.pt")
+    for path in (run_dir / "checkpoints" / "best.ckpt", Path(exported["path"])):
+        module, _ = load_classifier(path, compile=True, channels_last=True)
+        assert isinstance(module._net, torch._dynamo.eval_frame.OptimizedModule), path
+        weight = next(p for p in module.model.parameters() if p.dim() == 4)
+        assert weight.is_contiguous(memory_format=torch.channels_last), path
+        plain, _ = load_classifier(path)
+        assert plain._net is plain.model  # the default: eager, as before
+
+    out = tmp_path / "eval"
+    args = [f"ckpt={exported['path']}", *DATA, "compile=true", "channels_last=true", f"out={out}"]
+    proc = cli("project.evaluate", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["compile"] is True and metrics["channels_last"] is True
+    assert metrics["precision"] == "32-true"
+    assert metrics["accuracy"] == pytest.approx(read_results(run_dir)["metrics"]["test/acc"])
+    rows = list(csv.reader((out / "predictions.csv").open()))
+    probs = torch.tensor([[float(v) for v in r[5:]] for r in rows[1:]])
+    torch.testing.assert_close(probs, reference_softmax(run_dir), rtol=0, atol=1e-5)
+
+
+def test_a_compile_setting_that_is_none_is_one_paragraph(run_dir, capsys):
+    from project import evaluate
+
+    args = [f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}", *DATA, "compile=fast"]
+    code, text = run_main(evaluate, args, capsys)
+    text = " ".join(text.split())
+    assert code == 2 and "compile=fast is not a compile setting" in text, text
+    assert "reduce-overhead" in text and "Traceback" not in text
+
+
 def test_export_round_trip(run_dir, tmp_path, capsys):
     from project import evaluate, export
     from project.models.factory import build_model

@@ -186,10 +186,11 @@ def build_network(meta: Mapping, state_dict: Mapping[str, Tensor]) -> nn.Module:
     return model.eval()
 
 
-def _open(path: str | Path, model_cfg: Mapping | None):
+def _open(path: str | Path, model_cfg: Mapping | None, **execution: Any):
     """`(meta, bare network weights, ImageClassifier or None)`: the module (eval mode, CPU) when
     Lightning can load the file, else None (an exported file, or weights that do not fit: then
-    `build_network` rebuilds the network or says why in one paragraph)."""
+    `build_network` rebuilds the network or says why in one paragraph). `execution`: the
+    module's `compile` and `channels_last` (both off unless given)."""
     meta, state_dict = read_checkpoint(path)
     if model_cfg:
         meta["model"] = plain(model_cfg)
@@ -199,7 +200,10 @@ def _open(path: str | Path, model_cfg: Mapping | None):
 
     try:  # the LightningModule rebuilds its network from the saved hyperparameters
         module = ImageClassifier.load_from_checkpoint(
-            path, map_location="cpu", model=meta["model"], compile=False, channels_last=False
+            path,
+            map_location="cpu",
+            model=meta["model"],
+            **{"compile": False, "channels_last": False, **execution},
         )
         return meta, state_dict, module.eval()
     except Exception:
@@ -220,11 +224,21 @@ def load_model(
     return build_network(meta, state_dict), meta
 
 
-def load_classifier(path: str | Path, model_cfg: Mapping | None = None) -> tuple[Any, dict]:
+def load_classifier(
+    path: str | Path,
+    model_cfg: Mapping | None = None,
+    compile: bool | str = False,
+    channels_last: bool = False,
+) -> tuple[Any, dict]:
     """`(ImageClassifier in eval mode on the CPU, meta)`, for `trainer.test`/`trainer.predict`:
     Lightning's own loading for a `.ckpt`, a module rebuilt around the weights of an exported
-    `.pt`. `model_cfg` and the errors are those of `load_model`."""
-    meta, state_dict, module = _open(path, model_cfg)
+    `.pt`. `model_cfg` and the errors are those of `load_model`.
+
+    `compile` and `channels_last` run the network as a training run with those settings did:
+    inductor's fused kernels round differently from eager ones, so only the same execution
+    reproduces a compiled run's recorded predictions image for image."""
+    execution = {"compile": compile, "channels_last": channels_last}
+    meta, state_dict, module = _open(path, model_cfg, **execution)
     if module is not None:
         return module, meta
     from project.training.module import ImageClassifier
@@ -239,6 +253,7 @@ def load_classifier(path: str | Path, model_cfg: Mapping | None = None) -> tuple
         class_names=meta["class_names"],
         data_stats=meta["data_stats"],
         norm_name=meta["norm_name"],
+        **execution,
     )
     module.model.load_state_dict(network.state_dict())
     return module.eval(), meta

@@ -4,6 +4,7 @@ A user who wants the trained net of a study evaluates it without training:
 
     python -m project.evaluate ckpt=experiments/norm_comparison/weights/bn.pt data=folder \
         data.root=../shared/data/cifar10-jpeg precision=bf16-mixed out=outputs/eval/bn
+    # a compile=true run's weights: add compile=true (and its channels_last=true)
 
 After every finished run the queue calls `keep_if_best`: the run's best checkpoint is exported
 (`project.export`'s weights-only `.pt`, about 1 MB for ResNet-14) when its validation accuracy
@@ -52,27 +53,48 @@ def keep_if_best(run_dir: Path, records: Path, study: str, run_name: str) -> lis
     out = weights_dir(records, study)
     pt, info = out / f"{variant}.pt", out / f"{variant}.json"
     out.mkdir(parents=True, exist_ok=True)
-    # As typed from the repository root (`records` is its experiments/), wherever the queue ran.
-    shown = pt.resolve().relative_to(Path(records).resolve().parent)
     export_weights(ckpt, pt)
+    atomic_write_json(info, weights_info(run_dir, records, study, run_name))
+    return [pt, info]
+
+
+def weights_info(run_dir: Path, records: Path, study: str, run_name: str) -> dict[str, Any]:
+    """`<variant>.json` for the weights of `run_name`, from its run dir or committed record:
+    the recorded accuracies and the `project.evaluate` command that reproduces them, with the
+    run's precision, compile and channels_last (a compiled run's predictions are reproduced
+    image for image only by a compiled evaluation on the same kind of device)."""
+    results = read_results(run_dir) or {}
+    variant = variant_of(run_name)
+    # As typed from the repository root (`records` is its experiments/), wherever the queue ran.
+    pt = weights_dir(records, study) / f"{variant}.pt"
+    shown = pt.resolve().relative_to(Path(records).resolve().parent)
     config = OmegaConf.load(Path(run_dir) / "config.yaml")
     precision = OmegaConf.select(config, "trainer.precision", default=None) or "32-true"
+    compiled = config.get("compile", False)
+    channels_last = bool(config.get("channels_last", False))
+    accelerator = OmegaConf.select(config, "trainer.accelerator", default=None) or "cpu"
     group = (results.get("config") or {}).get("data") or "folder"
     root = config.data.get("root")
     data = f"data={group}" + (f" data.root={root}" if root else "")
-    atomic_write_json(
-        info,
-        {
-            "variant": variant,
-            "run": run_name,
-            "record": f"{study}/runs/{run_name}",
-            "val_acc": val,
-            "test_acc": results["metrics"].get("test/acc"),
-            "precision": precision,
-            "evaluate": (
-                f"python -m project.evaluate ckpt={shown.as_posix()} {data} "
-                f"precision={precision} out=outputs/eval/{study}/{variant}"
-            ),
-        },
-    )
-    return [pt, info]
+    execution = f"precision={precision}"
+    if compiled:
+        execution += f" compile={str(compiled).lower()}"
+    if channels_last:
+        execution += " channels_last=true"
+    return {
+        "variant": variant,
+        "run": run_name,
+        "record": f"{study}/runs/{run_name}",
+        "val_acc": results["metrics"]["val/acc"],
+        "test_acc": results["metrics"].get("test/acc"),
+        "precision": precision,
+        "compile": compiled,
+        "channels_last": channels_last,
+        # The command evaluates on the CPU: a GPU run's kernels round differently, so there it
+        # reproduces the accuracy (within 10 of 10,000 images) but not every prediction.
+        "trained_on": accelerator,
+        "evaluate": (
+            f"python -m project.evaluate ckpt={shown.as_posix()} {data} {execution} "
+            f"out=outputs/eval/{study}/{variant}"
+        ),
+    }

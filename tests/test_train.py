@@ -83,6 +83,17 @@ def test_training_learns_synthetic_data(tmp_path):
     assert read_results(tmp_path)["metrics"]["test/acc"] > 0.3
 
 
+def test_null_patience_turns_early_stopping_off(tmp_path):
+    """`early_stopping.patience=null` trains every epoch, even when val accuracy never improves
+    (a vanishing lr keeps it flat), instead of crashing at the first flat epoch."""
+    proc = train(
+        tmp_path, "early_stopping.patience=null", "optimizer.lr=1e-12", "trainer.max_epochs=3"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = read_results(tmp_path)
+    assert results["status"] == "completed" and results["epochs"] == 3
+
+
 @pytest.mark.parametrize(
     ("override", "key", "needle"),
     [

@@ -61,7 +61,14 @@ def build_module(cfg: DictConfig, datamodule) -> ImageClassifier:
 
 
 def build_trainer(cfg: DictConfig, run_dir: Path, loggers: list) -> L.Trainer:
-    callbacks = [instantiate(c) for c in cfg.callbacks.values() if c is not None]
+    # `early_stopping.patience=null` means "never stop early" (Lightning's EarlyStopping has no
+    # such value: it would compare its wait count with None at the first flat epoch and crash).
+    no_early_stop = cfg.early_stopping.patience is None
+    callbacks = [
+        instantiate(c)
+        for name, c in cfg.callbacks.items()
+        if c is not None and not (no_early_stop and name == "early_stopping")
+    ]
     if not cfg.trainer.get("enable_progress_bar", True):
         # Lightning refuses a progress-bar callback with the bar switched off: the switch wins.
         callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]

@@ -118,3 +118,27 @@ class CrashWhenSeedIs:
                     raise RuntimeError(f"test crash in the run with seed {seed}")
 
         return _Crash()
+
+
+class HoldUntilFileExists:
+    """A Lightning callback (used by config override in tests) that pauses training after its
+    first batch until `path` exists (at most `timeout` seconds), having created `<path>.held`
+    to say it is holding: it keeps a run alive while a test does something beside it, however
+    fast the machine trains.
+    `+callbacks.hold._target_=tests.helpers.HoldUntilFileExists +callbacks.hold.path=<file>`."""
+
+    def __new__(cls, path: str, timeout: float = 240):
+        import time
+
+        import lightning as L
+
+        class _Hold(L.Callback):
+            def on_train_batch_end(self, trainer, pl_module, *args) -> None:
+                if trainer.global_step != 1:
+                    return
+                Path(f"{path}.held").touch()
+                deadline = time.time() + timeout
+                while not Path(path).exists() and time.time() < deadline:
+                    time.sleep(0.05)
+
+        return _Hold()

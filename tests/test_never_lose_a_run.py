@@ -196,9 +196,18 @@ def test_two_runs_started_in_the_same_second_get_two_dirs(tmp_path):
 
 
 def test_a_second_process_refuses_a_run_dir_in_use(tmp_path):
-    first = popen_train(tmp_path, *RESUMABLE)
-    wait_for(lambda: steps_logged(tmp_path, 0) > 0, first, "the first run to start")
-    second = train(tmp_path, *RESUMABLE)
+    # The first run holds after its first batch until `go` exists: on a fast CPU it would
+    # otherwise finish before the second process has started (seen on a 2-core Zen 5).
+    go = tmp_path.parent / f"{tmp_path.name}_go"
+    hold = [
+        "+callbacks.hold._target_=tests.helpers.HoldUntilFileExists",
+        f"+callbacks.hold.path={go}",
+    ]
+    first = popen_train(tmp_path, *RESUMABLE, *hold)
+    held = go.parent / f"{go.name}.held"
+    wait_for(held.exists, first, "the first run to train a batch and hold")
+    second = train(tmp_path, *RESUMABLE, *hold)
+    go.touch()
     assert second.returncode == 2
     message = one_paragraph(second.stderr)
     assert "in use by a running training process" in message and f"pid {first.pid}" in message

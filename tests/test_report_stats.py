@@ -21,7 +21,7 @@ from project.report.compare import compare_to_baseline, difference
 from project.report.runs import load_runs
 from project.report.stats import bootstrap_accuracy_difference, summarize
 from project.report.variants import group_variants, val_best
-from tests.report_runs import read_csv, write_run
+from tests.report_runs import EPOCHS, read_csv, write_run
 
 
 def t_interval(x: np.ndarray) -> tuple[float, float, float]:
@@ -342,3 +342,17 @@ def test_validation_best_chosen_by_val_even_when_test_disagrees(tmp_path):
     ]
     md = (tmp_path / "out" / "summary.md").read_text()
     assert "Val best here: norm=gn." in md and "never ranked" in md
+
+
+def test_early_stopping_that_never_fired_does_not_split_a_variant(tmp_path):
+    """bn's seed 0 ran with patience 20, seed 1 with none: both trained every epoch, so they are
+    one variant. A run that did stop early keeps its patience apart."""
+    runs = {"p20": (0, 20, EPOCHS), "none": (1, "null", EPOCHS), "stopped": (2, 3, EPOCHS - 1)}
+    for name, (seed, patience, epochs) in runs.items():
+        run = write_run(tmp_path / name, "bn", seed, 0.7)
+        results = json.loads((run / "results.json").read_text())
+        results["overrides"] += [f"early_stopping.patience={patience}"]
+        results["config"]["max_epochs"], results["epochs"] = EPOCHS, epochs
+        (run / "results.json").write_text(json.dumps(results))
+    variants = group_variants(load_runs([tmp_path]))
+    assert sorted(sorted(map(str, v.seeds)) for v in variants) == [["0", "1"], ["2"]]

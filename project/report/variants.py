@@ -8,7 +8,9 @@ A run's **variant key** is every setting it records, except the ones `_ignored` 
 
 Left out: `seed` (what varies within a variant) and the keys that never change what a run
 trains (`project.results.NON_RESULT_KEYS`: `resume`, `hydra.*`, the logging cadence and the
-progress bar; batch_size_study's batch-8 and batch-128 runs log at different steps). So
+progress bar; batch_size_study's batch-8 and batch-128 runs log at different steps), and the
+`early_stopping.*` settings of a run that trained all its `max_epochs`: a stop that never fired
+changed nothing (norm_comparison's 100-epoch runs differ in `early_stopping.patience`). So
 `norm=gn seed=1` and `norm=gn seed=2` are one variant, while `norm=gn` and `norm=gn
 norm.num_groups=8` are two even if the second equals the default: the report cannot know that.
 A run without results.json (interrupted) records no config; it joins the one variant with the
@@ -38,9 +40,20 @@ def _ignored(key: str) -> bool:
     return key == "seed" or not affects_result(key)
 
 
+def _never_stopped_early(run: Run) -> bool:
+    """Whether the run completed every epoch it was given, so early stopping never fired."""
+    epochs, max_epochs = run.results.get("epochs"), run.config.get("max_epochs")
+    return run.status == "completed" and epochs is not None and epochs == max_epochs
+
+
 def run_overrides(run: Run) -> dict[str, str]:
     """{key: "key=value"} of the run's overrides that define its variant."""
-    return {k: o for k, o in run.result_overrides.items() if not _ignored(k)}
+    idle_stop = _never_stopped_early(run)
+    return {
+        k: o
+        for k, o in run.result_overrides.items()
+        if not _ignored(k) and not (idle_stop and k.startswith("early_stopping."))
+    }
 
 
 def run_config(run: Run) -> dict[str, Any]:

@@ -356,3 +356,42 @@ def test_early_stopping_that_never_fired_does_not_split_a_variant(tmp_path):
         (run / "results.json").write_text(json.dumps(results))
     variants = group_variants(load_runs([tmp_path]))
     assert sorted(sorted(map(str, v.seeds)) for v in variants) == [["0", "1"], ["2"]]
+
+
+def test_variant_that_adds_settings_is_compared_with_the_baseline_it_extends(tmp_path):
+    """none_warmup = none + warm-up + zero-init, on the CPU trainer; BN ran on the CPU, on a GPU
+    and with the default trainer. No BN has exactly its other settings; the CPU one has the most
+    of them (the default one has fewer, the GPU one a different trainer)."""
+    for trainer, base_acc in (("cpu_bf16", 0.70), ("gpu", 0.80), ("", 0.75)):
+        for seed in (1, 2):
+            run = write_run(tmp_path / f"bn_{trainer}_{seed}", "bn", seed, base_acc + seed / 100)
+            _add_overrides(run, [f"trainer={trainer}"] if trainer else [])
+    for seed in (1, 2):
+        run = write_run(tmp_path / f"none_{seed}", "none", seed, 0.65 + seed / 50)
+        _add_overrides(run, ["trainer=cpu_bf16", "scheduler.warmup_epochs=2"])
+    for seed in (1, 2):  # an added setting the config summary shows (`model.n` -> `n`)
+        run = write_run(tmp_path / f"deep_{seed}", "gn", seed, 0.6)
+        _add_overrides(run, ["trainer=gpu", "model.n=3"], n=3)
+    comparisons = compare_to_baseline(group_variants(load_runs([tmp_path])), "norm=bn")
+    none = next(c for c in comparisons if "none" in c.variant.label and c.metric == "test/acc")
+    assert none.baseline is not None and "trainer=cpu_bf16" in none.baseline.label
+    assert none.result.test == "paired_t"
+    assert none.result.diff == pytest.approx((0.67 + 0.69) / 2 - (0.71 + 0.72) / 2)
+    assert "baseline without scheduler.warmup_epochs=2" in none.result.note
+    deep = next(c for c in comparisons if "model.n=3" in c.variant.label)
+    assert "trainer=gpu" in deep.baseline.label and "without model.n=3" in deep.result.note
+    # A trainer no baseline used extends only the default-trainer BN: no pairing across trainers.
+    for seed in (1, 2):
+        run = write_run(tmp_path / f"ln_{seed}", "ln", seed, 0.6)
+        _add_overrides(run, ["trainer=cpu"])
+    comparisons = compare_to_baseline(group_variants(load_runs([tmp_path])), "norm=bn")
+    ln = next(c for c in comparisons if "ln" in c.variant.label)
+    assert ln.baseline is not None and "trainer" not in ln.baseline.label
+    assert "baseline without trainer=cpu" in ln.result.note
+
+
+def _add_overrides(run: Path, overrides: list[str], **config) -> None:
+    results = json.loads((run / "results.json").read_text())
+    results["overrides"] += overrides
+    results["config"].update(config)
+    (run / "results.json").write_text(json.dumps(results))

@@ -12,8 +12,11 @@ Which interval (see `project.report.stats`), decided per metric from the runs' f
    the means without an interval, and a note saying why.
 
 When several variants match the baseline (e.g. `norm=bn` at two batch sizes), each variant is
-compared with the baseline whose other settings equal its own. Each `--baseline` gives its own
-set of comparisons (`Comparison.spec`), e.g. `norm=bn` and `batch_size=128,optimizer.lr=0.1`.
+compared with the baseline whose other settings equal its own, else with the baseline whose
+overrides its own include with the fewest left over (none_warmup adds warm-up and zero-init to
+BN's settings; the note names what the baseline lacks); a tie pairs with none. Each `--baseline`
+gives its own set of comparisons (`Comparison.spec`), e.g. `norm=bn` and
+`batch_size=128,optimizer.lr=0.1`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from project.report.stats import (
 from project.report.tables import to_csv
 from project.report.variants import (
     Variant,
+    added_settings,
     matches,
     parse_baseline,
     run_seed,
@@ -166,12 +170,26 @@ def compare_to_baseline(variants: list[Variant], spec: str) -> list[Comparison]:
         else:
             mine = settings_without(variant, keys)
             base = next((b for b in bases if settings_without(b, keys) == mine), None)
+        added: list[str] = []
+        if base is None and len(bases) > 1:
+            # No exact match: the baseline the variant adds fewest settings to (its treatment).
+            nested = [(b, a) for b in bases if (a := added_settings(variant, b, keys)) is not None]
+            nested.sort(key=lambda pair: len(pair[1]))
+            if len(nested) == 1 or (nested and len(nested[0][1]) < len(nested[1][1])):
+                base, added = nested[0]
         for metric in COMPARED_METRICS:
             if base is None:
                 note = f"several variants have {spec}; none matches the other settings"
                 found = Comparison(variant, None, metric, Difference("none", None, note=note))
             else:
                 found = difference(variant, base, metric)
+                if added:
+                    note = "; ".join(
+                        filter(None, [found.result.note, "baseline without " + " ".join(added)])
+                    )
+                    found = dataclasses.replace(
+                        found, result=dataclasses.replace(found.result, note=note)
+                    )
             out.append(dataclasses.replace(found, spec=spec))
     return out
 

@@ -207,9 +207,9 @@ def matches(variant: Variant, pairs: list[tuple[str, str]]) -> bool:
     return all(_same(variant.setting(key), value) for key, value in pairs)
 
 
-def settings_without(variant: Variant, keys: list[str]) -> str:
-    """The variant key with `keys` (and their sub-keys such as `norm.num_groups`) left out, in the
-    overrides and in the flat config, whose keys are the last part (`regularization.l1` -> `l1`)."""
+def _settings(variant: Variant, keys: list[str]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The variant's flat config and overrides with `keys` (and their sub-keys such as
+    `norm.num_groups`) left out; config keys are the last part (`regularization.l1` -> `l1`)."""
     dropped = {name for key in keys for name in config_names(key)}
 
     def keep(k: str) -> bool:
@@ -218,4 +218,25 @@ def settings_without(variant: Variant, keys: list[str]) -> str:
     first = variant.runs[0]
     config = {k: v for k, v in run_config(first).items() if keep(k)}
     overrides = {k: o for k, o in run_overrides(first).items() if keep(k)}
-    return _key(config, overrides)
+    return config, overrides
+
+
+def settings_without(variant: Variant, keys: list[str]) -> str:
+    """The variant key with `keys` left out (see `_settings`)."""
+    return _key(*_settings(variant, keys))
+
+
+def added_settings(variant: Variant, base: Variant, keys: list[str]) -> list[str] | None:
+    """The overrides `variant` sets on top of `base` when everything else but `keys` is equal,
+    else None: none_warmup's `scheduler.warmup_epochs=2 model.zero_init_residual=true` are part
+    of its treatment, compared with plain BN of the same trainer and epochs."""
+    config, overrides = _settings(variant, keys)
+    base_config, base_overrides = _settings(base, keys)
+    if not base_overrides.items() <= overrides.items():
+        return None
+    added = {k: o for k, o in overrides.items() if k not in base_overrides}
+    # The config summary shows what the added overrides set (`model.shortcut=B3` -> `shortcut`).
+    shown = {config_names(k)[1] for k in added}
+    if any(config.get(k) != base_config.get(k) for k in {*config, *base_config} - shown):
+        return None
+    return sorted(added.values())

@@ -43,7 +43,6 @@ from project.report.variants import (
     matches,
     parse_baseline,
     run_seed,
-    settings_without,
 )
 
 #: The metrics compared; test micro F1 is left out because it equals test accuracy.
@@ -138,6 +137,18 @@ def difference(variant: Variant, baseline: Variant, metric: str) -> Comparison:
     return Comparison(variant, baseline, metric, result, len(a), len(b))
 
 
+def _closest_baseline(
+    variant: Variant, bases: list[Variant], keys: list[str]
+) -> tuple[Variant | None, list[str]]:
+    """The baseline whose other settings equal the variant's (it adds nothing), else the one it
+    adds fewest overrides to (its treatment), with those overrides; (None, []) for none or a tie."""
+    nested = [(b, a) for b in bases if (a := added_settings(variant, b, keys)) is not None]
+    nested.sort(key=lambda pair: len(pair[1]))
+    if len(nested) == 1 or (nested and len(nested[0][1]) < len(nested[1][1])):
+        return nested[0]
+    return None, []
+
+
 def compare_to_baseline(variants: list[Variant], spec: str) -> list[Comparison]:
     """Every non-baseline variant against its baseline, for each metric in COMPARED_METRICS.
 
@@ -165,18 +176,7 @@ def compare_to_baseline(variants: list[Variant], spec: str) -> list[Comparison]:
     for variant in variants:
         if variant in bases:
             continue
-        if len(bases) == 1:
-            base = bases[0]
-        else:
-            mine = settings_without(variant, keys)
-            base = next((b for b in bases if settings_without(b, keys) == mine), None)
-        added: list[str] = []
-        if base is None and len(bases) > 1:
-            # No exact match: the baseline the variant adds fewest settings to (its treatment).
-            nested = [(b, a) for b in bases if (a := added_settings(variant, b, keys)) is not None]
-            nested.sort(key=lambda pair: len(pair[1]))
-            if len(nested) == 1 or (nested and len(nested[0][1]) < len(nested[1][1])):
-                base, added = nested[0]
+        base, added = (bases[0], []) if len(bases) == 1 else _closest_baseline(variant, bases, keys)
         for metric in COMPARED_METRICS:
             if base is None:
                 note = f"several variants have {spec}; none matches the other settings"

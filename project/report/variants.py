@@ -221,15 +221,11 @@ def _settings(variant: Variant, keys: list[str]) -> tuple[dict[str, Any], dict[s
     return config, overrides
 
 
-def settings_without(variant: Variant, keys: list[str]) -> str:
-    """The variant key with `keys` left out (see `_settings`)."""
-    return _key(*_settings(variant, keys))
-
-
 def added_settings(variant: Variant, base: Variant, keys: list[str]) -> list[str] | None:
-    """The overrides `variant` sets on top of `base` when everything else but `keys` is equal,
-    else None: none_warmup's `scheduler.warmup_epochs=2 model.zero_init_residual=true` are part
-    of its treatment, compared with plain BN of the same trainer and epochs."""
+    """The overrides `variant` sets on top of `base` when everything else but `keys` is equal
+    ([] when the two differ only in `keys`), else None: none_warmup's
+    `scheduler.warmup_epochs=2 model.zero_init_residual=true` are part of its treatment,
+    compared with plain BN of the same trainer and epochs."""
     config, overrides = _settings(variant, keys)
     base_config, base_overrides = _settings(base, keys)
     if not base_overrides.items() <= overrides.items():

@@ -26,6 +26,7 @@ from project.nn import (
     make_norm,
 )
 from project.nn.functional import NormalizeAffine
+from project.nn.moments import _per_channel, group_sum
 
 TOL = {torch.float64: {"atol": 1e-10, "rtol": 1e-10}, torch.float32: {"atol": 1e-5, "rtol": 1e-5}}
 DTYPES = [torch.float64, torch.float32]
@@ -648,6 +649,28 @@ def test_torch_compile_aot_eager(kind):
 def test_torch_compile_inductor(kind):
     """Full inductor compile (about 45 s per case on a 2-core CPU): run with `-m slow`."""
     _compiled_matches(kind, "inductor")
+
+
+@pytest.mark.parametrize("groups", [1, 4, 8])
+def test_compiled_group_broadcast_is_exactly_the_eager_one(groups):
+    """Under torch.compile the (N, G) -> (N, C) broadcast is a product with the 0/1 membership
+    matrix (inductor then reads a buffer instead of gathering c // (C/G) per element): it must
+    give exactly repeat_interleave's values, and group_sum exactly the eager group sums."""
+    torch._dynamo.reset()
+    gen = torch.Generator().manual_seed(3)
+    per_group = torch.randn(5, groups, generator=gen) * 1e3
+    per_channel = torch.randn(5, 8, generator=gen)
+
+    def broadcast(t, u):
+        return _per_channel(t, 8), group_sum(u, (groups, False)), group_sum(u, (groups, True))
+
+    eager = broadcast(per_group, per_channel)
+    compiled = torch.compile(broadcast, backend="aot_eager", fullgraph=True)(per_group, per_channel)
+    assert eager[0].shape == (5, 8) and eager[2].shape == (1, 8)
+    repeated = per_group.repeat_interleave(8 // groups, 1)
+    torch.testing.assert_close(eager[0], repeated, rtol=0, atol=0)
+    for got, want in zip(compiled, eager):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])

@@ -21,6 +21,10 @@ decide how:
   On CUDA that materialisation is a launch plus ~130 µs of host time per call in a step that is
   bound by kernel launches (experiments/benchmarks, "On a lent GPU"), so there it stays a view.
 
+Under `torch.compile` inductor writes its own fused loops, so `expand_like` hands it the plain
+(N, C, 1, 1) view, and per-group values reach (N, C) through a matmul (`_per_channel`): inlined,
+a `repeat_interleave` becomes a per-element gather that inductor does not vectorise.
+
 The centring origin o is the group mean rounded to x's dtype (exact for float32/64, where the
 relative mean μ - o is 0 and dropped): x - o is then exact to x's precision, and μ - o is kept
 as the tiny relative mean of `Standardization`.
@@ -105,26 +109,20 @@ def expand_like(coef: Tensor, x: Tensor) -> Tensor:
     n, c = coef.shape
     w = x.shape[3]
     cpu_short_rows = x.device.type == "cpu" and w > 1 and c * x.element_size() < 128
-    if not (cpu_short_rows and is_channels_last(x)):
-        return coef.view(n, c, 1, 1)  # NCHW, not a CPU, or C already spans two 512-bit vectors
+    if torch.compiler.is_compiling() or not (cpu_short_rows and is_channels_last(x)):
+        # NCHW, not a CPU, C already spans two 512-bit vectors, or inductor, which writes its
+        # own loops (the materialised operand would only add a pass there)
+        return coef.view(n, c, 1, 1)
     return coef.repeat(1, w).as_strided((n, c, 1, w), (w * c, 1, w * c, c))
 
 
 def group_sum(t: Tensor, mode: Mode, sync: bool = False) -> Tensor:
-    """Sum (N, C) per-channel values over each group of `mode`, broadcast back to (N, C)
-    ((1, C) for BN: it broadcasts against (N, C) alike).
+    """Sum (N, C) per-channel values over each group of `mode`, broadcast back to (N, C), or to
+    (1, C) for an over-batch mode (it broadcasts against (N, C) alike).
 
     With `sync` and an over-batch mode, the sum also runs over all processes (all-reduce).
     """
-    groups, over_batch = mode
-    n, c = t.shape
-    if groups == c:  # BN, IN: one channel per group; (1, C) broadcasts like (N, C)
-        return _sum_over_processes(t.sum(0, keepdim=True), sync) if over_batch else t
-    tg = t.reshape(n, groups, c // groups)
-    s = tg.sum(dim=(0, 2) if over_batch else 2, keepdim=True)
-    if over_batch:
-        s = _sum_over_processes(s, sync)
-    return s.expand_as(tg).reshape(n, c)
+    return _per_channel(_group_totals(t, mode, sync), t.shape[1])
 
 
 def _group_totals(t: Tensor, mode: Mode, sync: bool) -> Tensor:
@@ -137,8 +135,23 @@ def _group_totals(t: Tensor, mode: Mode, sync: bool) -> Tensor:
 
 
 def _per_channel(t: Tensor, c: int) -> Tensor:
-    """(N, G) per-group values -> (N, C), each group's value repeated over its channels."""
-    return t if t.shape[1] == c else t.repeat_interleave(c // t.shape[1], dim=1)
+    """(N, G) per-group values -> (N, C), each group's value repeated over its channels.
+
+    Under `torch.compile` a product with the (G, C) 0/1 group-membership matrix instead (exact:
+    one nonzero term per sum). inductor inlines `repeat_interleave` into every full-size kernel
+    that reads the result as a per-element gather of index c // (C/G), and on the CPU, where it
+    lays convolution outputs out channels_last (also for NCHW models), that gather sits in the
+    innermost loop over the channels and is not vectorised. A matmul is an external kernel, so
+    the (N, C) values land in a buffer that the full-size loops read with contiguous vector
+    loads (GN's compiled ResNet-14 step, bf16 NCHW: experiments/benchmarks, issue 11).
+    """
+    groups = t.shape[1]
+    if groups == c:
+        return t
+    if not torch.compiler.is_compiling():
+        return t.repeat_interleave(c // groups, dim=1)
+    member = torch.eye(groups, dtype=t.dtype, device=t.device).repeat_interleave(c // groups, 1)
+    return t @ member
 
 
 def pool_moments(

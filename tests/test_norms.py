@@ -26,7 +26,7 @@ from project.nn import (
     make_norm,
 )
 from project.nn.functional import NormalizeAffine
-from project.nn.moments import _per_channel, group_sum
+from project.nn.moments import _per_channel, group_sum, pool_moments
 
 TOL = {torch.float64: {"atol": 1e-10, "rtol": 1e-10}, torch.float32: {"atol": 1e-5, "rtol": 1e-5}}
 DTYPES = [torch.float64, torch.float32]
@@ -671,6 +671,28 @@ def test_compiled_group_broadcast_is_exactly_the_eager_one(groups):
     torch.testing.assert_close(eager[0], repeated, rtol=0, atol=0)
     for got, want in zip(compiled, eager):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("mode", [(8, True), (8, False), (4, False), (2, True), (1, False)])
+def test_pooled_cell_moments_are_the_group_moments(mode):
+    """pool_moments (law of total variance over the (n, c) cells) gives each group's mean and
+    biased variance as taken directly over its elements, on data with a large offset (|mean| /
+    std = 50, where an E[x²] - E[x]² form would lose digits); (N, C) per sample, (1, C) over
+    the batch, and the cell count."""
+    groups, over_batch = mode
+    x = torch.randn(6, 8, 5, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    x = x * torch.linspace(0.5, 2.0, 8, dtype=torch.float64)[:, None, None] + 50.0
+    var, mean = torch.var_mean(x, dim=(2, 3), correction=0)
+    gmean, gvar, cells = pool_moments(mean, var, mode)
+    grouped = x.reshape(6, groups, -1)  # (N, G, C/G·H·W): each sample's groups
+    if over_batch:
+        grouped = grouped.transpose(0, 1).reshape(1, groups, -1)
+    want_var, want_mean = torch.var_mean(grouped, dim=2, correction=0)
+    rows = 1 if over_batch else 6
+    assert gmean.shape == gvar.shape == (rows, 8)
+    assert cells == 8 // groups * (6 if over_batch else 1)
+    torch.testing.assert_close(gmean, want_mean.repeat_interleave(8 // groups, 1))
+    torch.testing.assert_close(gvar, want_var.repeat_interleave(8 // groups, 1))
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])

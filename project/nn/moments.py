@@ -159,25 +159,18 @@ def pool_moments(
 ) -> tuple[Tensor, Tensor, int]:
     """Pool per-(n, c) moments (each over the same number of pixels) into group moments.
 
-    Law of total variance: Var = E[Var_within] + Var[E_within]. Returns the group mean and
-    variance broadcast back to (N, C), and how many (n, c) cells each group holds (all processes
-    counted when `sync`), so that the group size in pixels is that times H·W.
+    Law of total variance: Var = E[Var_within] + Var[E_within], with the group mean taken first
+    and the spread of the cell means around it (no E[x²] - E[x]² cancellation). Returns the
+    group mean and variance broadcast back to (N, C), or (1, C) for an over-batch mode, and how
+    many (n, c) cells each group holds (all processes counted when `sync`), so that the group
+    size in pixels is that times H·W.
     """
     groups, over_batch = mode
     n, c = mean.shape
-    cells = c // groups * (n if over_batch else 1)
-    if sync and over_batch and _sync_world():
-        # Global mean first, then the spread of the cell means around it: no E[x²] - E[x]² form.
-        cells = _global_batch(n, mean.device, sync) * (c // groups)
-        gmean = group_sum(mean, mode, sync=True) / cells
-        gvar = group_sum(var + (mean - gmean).square(), mode, sync=True) / cells
-        return gmean, gvar, cells
-    mg = mean.reshape(n, groups, c // groups)
-    vg = var.reshape(n, groups, c // groups)
-    dims = (0, 2) if over_batch else (2,)
-    gmean = mg.mean(dims, keepdim=True)
-    gvar = vg.mean(dims, keepdim=True) + (mg - gmean).square().mean(dims, keepdim=True)
-    return gmean.expand_as(mg).reshape(n, c), gvar.expand_as(vg).reshape(n, c), cells
+    cells = c // groups * (_global_batch(n, mean.device, sync) if over_batch else 1)
+    gmean = group_sum(mean, mode, sync) / cells
+    gvar = group_sum(var + (mean - gmean).square(), mode, sync) / cells
+    return gmean, gvar, cells
 
 
 def _rounded_origin(mean: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:

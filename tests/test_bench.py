@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from project.bench.layers import NORMS, QUICK_SHAPES
-from project.bench.model_step import bench_layout
+from project.bench.model_step import bench_layout, bench_model_step
 from project.bench.reference import reference_like
 from project.bench.report import write_tables
 from project.bench.timing import compile_both, sides_to_time, timings_and_ratios
@@ -247,3 +247,26 @@ def test_compiled_layout_rows_time_compiled_models(monkeypatch):
     )
     assert set(warmed) == {(False, False), (True, True)}
     assert rows[0]["timed"].endswith(" compiled") and rows[0]["ratio"] > 0
+
+
+def test_compiled_model_rows_compare_with_torch_bn_compiled_too(monkeypatch):
+    """--parts model --compile: the "as cheap as BN?" ratio sets the compiled scratch net
+    against torch's BatchNorm net compiled the same way, not against torch as it ships."""
+    compiled_norms = []  # the norm classes of every net handed to torch.compile
+
+    def compile_eagerly(module, **kwargs):  # dynamo without inductor: seconds, not minutes
+        compiled_norms.append(
+            {type(m).__name__ for m in module.modules() if "Norm" in type(m).__name__}
+        )
+        return real_compile(module, backend="eager")
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", compile_eagerly)
+    rows = bench_model_step(
+        1, 2, 1, torch.device("cpu"), norms=("gn",), image_size=8, warmup=1, compile_model=True
+    )
+    assert {"BatchNorm2d"} in compiled_norms and {"GroupNorm"} in compiled_norms
+    assert len(compiled_norms) == 3  # scratch GN, torch's GN, torch's BN
+    row = rows[0]
+    assert row["timed"].endswith(" compiled") and row["torch_bn_ms"] > 0
+    assert row["ratio_vs_torch_bn"] == pytest.approx(row["scratch_ms"] / row["torch_bn_ms"])

@@ -64,8 +64,8 @@ def bench_model_step(
     warmup: int = 2,
     precision: str = "fp32",
 ) -> list[dict]:
-    """One row per norm kind: median seconds per training step, scratch vs torch layers (and
-    vs torch's BatchNorm net, eager runs only)."""
+    """One row per norm kind: median seconds per training step, scratch vs torch layers, and vs
+    torch's BatchNorm net (compiled too with `compile_model`), all timed in the same rounds."""
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch_size, 3, image_size, image_size, generator=gen)
@@ -82,13 +82,17 @@ def bench_model_step(
             eager = reference_like(scratch, kind).to(device, memory_format=fmt).train()
         warm = lambda m: _sgd_step(m, x, y, precision)()  # noqa: E731
         sides, label = sides_to_time(scratch, ref, warm, eager, compile_mode(compile_model))
-        if kind != "bn" and not compile_model:
+        if kind != "bn":
             torch.manual_seed(0)  # the same conv weights as `scratch`
             bn_net = reference_like(ResNet(n, norm_layer=norm_layer("bn")), "bn")
-            sides["torch_bn"] = bn_net.to(device, memory_format=fmt).train()
+            bn_net = bn_net.to(device, memory_format=fmt).train()
+            if label == " compiled":  # compiled like the pair it is compared with
+                bn_net = torch.compile(bn_net, mode=compile_mode(compile_model))
+                warm(bn_net)
+            sides["torch_bn"] = bn_net
         fns = {name: _sgd_step(model, x, y, precision) for name, model in sides.items()}
         t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
-        if kind == "bn" and not compile_model:
+        if kind == "bn":
             t["torch_bn"] = t["torch"]
         rows.append(
             {

@@ -23,7 +23,7 @@ SCRATCH_VS_TORCH = (
     "row's precision (bf16/fp16: under autocast) and layout. With --compile both sides are "
     "compiled, and ratio_vs_eager = compiled scratch / torch uncompiled (its layers as they "
     "ship), timed in the same interleaved rounds. Model part: ratio_vs_torch_bn = scratch / "
-    "torch's BatchNorm net (same conv weights, same rounds)."
+    "torch's BatchNorm net (same conv weights, same rounds; compiled too with --compile)."
 )
 RATIOS = {
     "layer": SCRATCH_VS_TORCH,

@@ -18,7 +18,7 @@ from project.bench.layers import NORMS, QUICK_SHAPES
 from project.bench.model_step import bench_layout, bench_model_step
 from project.bench.reference import reference_like
 from project.bench.report import write_tables
-from project.bench.timing import compile_both, sides_to_time, timings_and_ratios
+from project.bench.timing import compile_all, sides_to_time, timings_and_ratios
 from project.models import ResNet
 from project.nn import norm_layer
 
@@ -205,8 +205,8 @@ def test_compile_failure_falls_back_to_eager_with_a_note():
     def warm(module):
         raise RuntimeError("no C++ compiler")
 
-    got_scratch, got_ref, note = compile_both(scratch, ref, warm)
-    assert got_scratch is scratch and got_ref is ref
+    got, note = compile_all({"scratch": scratch, "torch": ref}, warm)
+    assert got["scratch"] is scratch and got["torch"] is ref
     assert note == "compile failed: RuntimeError"
 
 

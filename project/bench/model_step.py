@@ -21,7 +21,7 @@ from project.bench.layers import NORMS, layout_name
 from project.bench.reference import reference_like
 from project.bench.timing import (
     autocast,
-    compile_both,
+    compile_all,
     interleaved_medians,
     print_row,
     sides_to_time,
@@ -80,16 +80,14 @@ def bench_model_step(
         eager = None
         if compile_model:
             eager = reference_like(scratch, kind).to(device, memory_format=fmt).train()
-        warm = lambda m: _sgd_step(m, x, y, precision)()  # noqa: E731
-        sides, label = sides_to_time(scratch, ref, warm, eager, compile_mode(compile_model))
+        others = {}  # torch's BN net, compiled with the pair when they are
         if kind != "bn":
             torch.manual_seed(0)  # the same conv weights as `scratch`
             bn_net = reference_like(ResNet(n, norm_layer=norm_layer("bn")), "bn")
-            bn_net = bn_net.to(device, memory_format=fmt).train()
-            if label == " compiled":  # compiled like the pair it is compared with
-                bn_net = torch.compile(bn_net, mode=compile_mode(compile_model))
-                warm(bn_net)
-            sides["torch_bn"] = bn_net
+            others["torch_bn"] = bn_net.to(device, memory_format=fmt).train()
+        warm = lambda m: _sgd_step(m, x, y, precision)()  # noqa: E731
+        mode = compile_mode(compile_model)
+        sides, label = sides_to_time(scratch, ref, warm, eager, mode, others)
         fns = {name: _sgd_step(model, x, y, precision) for name, model in sides.items()}
         t = interleaved_medians(fns, repeats, warmup=warmup, device=device)
         if kind == "bn":
@@ -144,11 +142,13 @@ def bench_layout(
         batch_of = {id(nchw): x, id(cl): x_cl}
         label = ""
         if compile_model:
-            # compile_both warms each compiled wrapper; `_orig_mod` finds the batch of its layout.
+            # compile_all warms each compiled wrapper; `_orig_mod` finds the batch of its layout.
             def warm(m, batch_of=batch_of):
                 _sgd_step(m, batch_of[id(m._orig_mod)], y, precision)()
 
-            nchw, cl, note = compile_both(nchw, cl, warm, compile_mode(compile_model))
+            models = {"nchw": nchw, "channels_last": cl}
+            models, note = compile_all(models, warm, compile_mode(compile_model))
+            nchw, cl = models["nchw"], models["channels_last"]
             label = f" ({note})" if note else " compiled"
         fns = {
             "nchw": _sgd_step(nchw, x, y, precision),

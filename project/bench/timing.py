@@ -104,14 +104,13 @@ def print_row(row: dict) -> None:
     )
 
 
-def compile_both(
-    scratch: nn.Module,
-    ref: nn.Module,
+def compile_all(
+    modules: dict[str, nn.Module],
     warm: Callable[[nn.Module], object],
     mode: str | None = None,
-) -> tuple[nn.Module, nn.Module, str]:
-    """`torch.compile` both sides of a comparison (in `mode`, e.g. "reduce-overhead" for CUDA
-    graphs); returns (scratch, ref, note).
+) -> tuple[dict[str, nn.Module], str]:
+    """`torch.compile` every module of a comparison (in `mode`, e.g. "reduce-overhead" for CUDA
+    graphs); returns them under the same names, and a note.
 
     `warm(module)` runs every variant that will be timed, so compilation happens here, outside
     the timed loop, and a toolchain failure surfaces here (the eager modules come back, with
@@ -121,12 +120,12 @@ def compile_both(
     """
     torch._dynamo.reset()
     try:
-        compiled = torch.compile(scratch, mode=mode), torch.compile(ref, mode=mode)
-        for module in compiled:
+        compiled = {name: torch.compile(m, mode=mode) for name, m in modules.items()}
+        for module in compiled.values():
             warm(module)
     except Exception as e:  # noqa: BLE001 - compile support depends on the toolchain
-        return scratch, ref, f"compile failed: {type(e).__name__}"
-    return *compiled, ""
+        return modules, f"compile failed: {type(e).__name__}"
+    return compiled, ""
 
 
 def sides_to_time(
@@ -135,19 +134,22 @@ def sides_to_time(
     warm: Callable[[nn.Module], object],
     eager_ref: nn.Module | None,
     mode: str | None = None,
+    others: dict[str, nn.Module] | None = None,
 ) -> tuple[dict[str, nn.Module], str]:
     """The modules one comparison times, by name, and the suffix for its `timed` label.
 
-    `eager_ref` None: scratch and torch as they are. Otherwise (--compile) both are compiled
-    (`compile_both`) and `eager_ref`, torch's counterpart left uncompiled (torch as it ships),
-    is timed too as "torch_eager"; if compiling failed, the eager pair and a note saying so.
+    `eager_ref` None: scratch, torch and `others` (e.g. torch's BN net) as they are. Otherwise
+    (--compile) all of them are compiled together (`compile_all`) and `eager_ref`, torch's
+    counterpart left uncompiled (torch as it ships), is timed too as "torch_eager"; if
+    compiling failed, the eager modules and a note saying so.
     """
+    sides = {"scratch": scratch, "torch": ref, **(others or {})}
     if eager_ref is None:
-        return {"scratch": scratch, "torch": ref}, ""
-    scratch, ref, note = compile_both(scratch, ref, warm, mode)
+        return sides, ""
+    compiled, note = compile_all(sides, warm, mode)
     if note:
-        return {"scratch": scratch, "torch": ref}, f" ({note})"
-    return {"scratch": scratch, "torch": ref, "torch_eager": eager_ref}, " compiled"
+        return sides, f" ({note})"
+    return {**compiled, "torch_eager": eager_ref}, " compiled"
 
 
 def timings_and_ratios(t: dict[str, float]) -> dict[str, float]:

@@ -56,11 +56,15 @@ def _sum_over_processes(t: Tensor, sync: bool) -> Tensor:
     return t
 
 
-def _global_batch(n: int, device: torch.device, sync: bool) -> int:
-    """The batch size n summed over all processes (with `sync`): the over-batch group size."""
-    if not (sync and _sync_world()):
-        return n
-    return int(_sum_over_processes(torch.tensor([n], device=device), sync).item())
+def _cells_per_group(n: int, c: int, mode: Mode, device: torch.device, sync: bool) -> int:
+    """How many (n, c) cells each group of `mode` holds: C/G, times the batch size summed over
+    all processes (with `sync`) for an over-batch mode."""
+    groups, over_batch = mode
+    if not over_batch:
+        return c // groups
+    if sync and _sync_world():
+        n = int(_sum_over_processes(torch.tensor([n], device=device), sync).item())
+    return c // groups * n
 
 
 def stat_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -165,9 +169,8 @@ def pool_moments(
     many (n, c) cells each group holds (all processes counted when `sync`), so that the group
     size in pixels is that times H·W.
     """
-    groups, over_batch = mode
     n, c = mean.shape
-    cells = c // groups * (_global_batch(n, mean.device, sync) if over_batch else 1)
+    cells = _cells_per_group(n, c, mode, mean.device, sync)
     gmean = group_sum(mean, mode, sync) / cells
     gvar = group_sum(var + (mean - gmean).square(), mode, sync) / cells
     return gmean, gvar, cells
@@ -199,8 +202,7 @@ def centered_moments(
     """
     n, c, h, w = x.shape
     mode = (c, False) if mode is None else mode
-    groups, over_batch = mode
-    count = c // groups * h * w * (_global_batch(n, x.device, sync) if over_batch else 1)
+    count = _cells_per_group(n, c, mode, x.device, sync) * h * w
     mean = _group_totals(cell_sums(x), mode, sync) / count
     origin_g, mu_g = _rounded_origin(mean, x.dtype)
     origin = _per_channel(origin_g, c)

@@ -128,6 +128,41 @@ def bf16_effect(seeds: Sequence[int]) -> list[QueuedRun]:
     ]
 
 
+#: The JPEG copy as it is (quality 75) and re-encoded at lower qualities by
+#: `python -m project.studies.jpeg_reencode ../shared/data/cifar10-jpeg data/cifar10-jpeg-q<Q>
+#: --quality <Q> --lossless ../shared/data/cifar10-mini` (median RMS error from the original
+#: pixels, measured on cifar10-mini's twins: 7.6, 10.4, 12.2 and 15.1 /255).
+JPEG_DOSE_ROOTS = {
+    75: "../shared/data/cifar10-jpeg",
+    60: "data/cifar10-jpeg-q60",
+    50: "data/cifar10-jpeg-q50",
+    15: "data/cifar10-jpeg-q15",
+}
+
+
+def jpeg_dose(seeds: Sequence[int]) -> list[QueuedRun]:
+    """How accuracy falls with the encoding's error at full scale: norm_comparison's scratch BN
+    on the full JPEG copy and on the same files re-encoded at lower qualities (same names, split
+    and seeds; only the pixels differ), to extrapolate towards the original pixels."""
+    data = [o for o in FULL_DATA if not o.startswith("data.root=")]
+    return [
+        QueuedRun(
+            "jpeg_dose",
+            f"bn_q{q}_s{s}",
+            (
+                *data,
+                f"data.root={root}",
+                "experiment=norm_comparison",
+                "norm=bn",
+                f"norm_name=bn_q{q}",
+                f"seed={s}",
+            ),
+        )  # fmt: skip
+        for s in seeds
+        for q, root in JPEG_DOSE_ROOTS.items()
+    ]
+
+
 def hw2_fcn(seeds: Sequence[int]) -> list[QueuedRun]:
     return [_run("hw2_fcn", "bn", s, "experiment=hw2_fcn") for s in seeds]
 
@@ -144,6 +179,7 @@ STUDIES: dict[str, Callable[[Sequence[int]], list[QueuedRun]]] = {
     "hw2_fcn": hw2_fcn,
     "jpeg_effect": jpeg_effect,
     "bf16_effect": bf16_effect,
+    "jpeg_dose": jpeg_dose,
 }
 
 

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from project.studies.full_scale import CPU_SCALE, JPEG_EFFECT_ROOTS, STUDIES, plan
+from project.studies.full_scale import (
+    CPU_SCALE,
+    JPEG_DOSE_ROOTS,
+    JPEG_EFFECT_ROOTS,
+    STUDIES,
+    plan,
+)
 from project.studies.queue import (
     LAST_CKPT,
     QueuedRun,
@@ -224,7 +230,9 @@ def test_every_study_plans_distinct_runs_on_its_dataset(study):
     runs = plan([study], seeds=(0, 1), epochs=30, extra=("scheduler=cosine",))
     assert len({r.name for r in runs}) == len(runs) >= 2
     roots = JPEG_EFFECT_ROOTS.values() if study in CPU_SCALE else ["../shared/data/cifar10-jpeg"]
+    roots = JPEG_DOSE_ROOTS.values() if study == "jpeg_dose" else roots
     for run in runs:
+        assert sum(o.startswith("data.root=") for o in run.overrides) == 1
         assert any(f"data.root={root}" in run.overrides for root in roots)
         assert run.overrides[-2:] == ("trainer.max_epochs=30", "scheduler=cosine")
 
@@ -243,6 +251,17 @@ def test_the_cpu_scale_comparisons_change_only_what_they_measure():
     assert changed(lossless, fp32) == {"trainer.precision", "norm_name"}
     assert lossless["trainer"] == "cpu_bf16" and fp32["trainer.precision"] == "32-true"
     assert lossless["seed"] == jpeg["seed"] == fp32["seed"] == "3"
+
+
+def test_the_jpeg_dose_runs_differ_only_in_the_tree_they_train_on():
+    runs = [dict(o.partition("=")[::2] for o in r.overrides) for r in plan(["jpeg_dose"], (1,))]
+    assert [r["data.root"] for r in runs] == list(JPEG_DOSE_ROOTS.values())
+    assert runs[0]["data.root"] == "../shared/data/cifar10-jpeg"  # quality 75: the copy as is
+    for run in runs[1:]:
+        assert {k for k in run.keys() | runs[0].keys() if run.get(k) != runs[0].get(k)} == {
+            "data.root",
+            "norm_name",
+        }
 
 
 # Every weights/ under experiments/, a study's sub-study too (norm_comparison/longer/weights/).

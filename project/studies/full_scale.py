@@ -131,9 +131,10 @@ def bf16_effect(seeds: Sequence[int]) -> list[QueuedRun]:
 #: The JPEG copy as it is (quality 75) and re-encoded at lower qualities by
 #: `python -m project.studies.jpeg_reencode ../shared/data/cifar10-jpeg data/cifar10-jpeg-q<Q>
 #: --quality <Q> --lossless ../shared/data/cifar10-mini` (median RMS error from the original
-#: pixels, measured on cifar10-mini's twins: 7.6, 10.4, 12.2 and 15.1 /255).
+#: pixels, measured on cifar10-mini's twins: 7.6, 8.5, 10.4, 12.2 and 15.1 /255).
 JPEG_DOSE_ROOTS = {
     75: "../shared/data/cifar10-jpeg",
+    70: "data/cifar10-jpeg-q70",
     60: "data/cifar10-jpeg-q60",
     50: "data/cifar10-jpeg-q50",
     15: "data/cifar10-jpeg-q15",

@@ -1,0 +1,169 @@
+"""jpeg_dose: test accuracy of the same recipe against each tree's JPEG error, and what a line
+through those points says about the original pixels.
+
+    python experiments/jpeg_dose/dose.py               # table, fits and plot from the records
+    python experiments/jpeg_dose/dose.py --cross-eval  # first: each run's val-best checkpoint on
+                                                       # the quality-75 test images (needs the run
+                                                       # dirs in outputs/full/jpeg_dose/)
+
+Reads runs/*/results.json (committed) and trees.json (each tree's median RMS error from the
+original pixels, measured on cifar10-mini's twins by project.studies.jpeg_reencode); writes
+dose.md, dose.csv, dose_response.png and, with --cross-eval, cross_eval.csv here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from scipy import stats  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+WORK = REPO / "outputs/full/jpeg_dose"
+EVAL = REPO / "outputs/eval/jpeg_dose"
+BASE = 75  # the shared copy as it is
+
+
+def records(trees: dict) -> pd.DataFrame:
+    rows = []
+    for path in sorted((HERE / "runs").glob("bn_q*_s*/results.json")):
+        res = json.loads(path.read_text())
+        quality, seed = path.parent.name.removeprefix("bn_q").split("_s")
+        m = res["metrics"]
+        rows.append({
+            "run": path.parent.name, "quality": int(quality), "seed": int(seed),
+            "rms": trees[quality]["median_rms_255"], "test": 100 * m["test/acc"],
+            "val": 100 * m["val/acc"], "train_clean": 100 * m["train/acc"],  # clean images
+            "best_epoch": res["best_epoch"], "wall_s": res["wall_time_s"],
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def cross_eval(df: pd.DataFrame, trees: dict) -> pd.DataFrame:
+    """Each run's val-best checkpoint on the quality-75 test images (bf16, as trained)."""
+    base_root = trees[str(BASE)]["root"]
+    acc = []
+    for run in df["run"]:
+        out = EVAL / run
+        if not (out / "metrics.json").is_file():
+            subprocess.run([
+                sys.executable, "-m", "project.evaluate",
+                f"ckpt={WORK / run / 'checkpoints/best.ckpt'}", "data=folder",
+                f"data.root={base_root}", "precision=bf16-mixed", f"out={out}",
+            ], check=True, cwd=REPO, stdout=subprocess.DEVNULL)  # fmt: skip
+        acc.append(100 * json.loads((out / "metrics.json").read_text())["accuracy"])
+    df = df.assign(test_on_q75=acc)
+    df[["run", "quality", "seed", "test", "test_on_q75"]].to_csv(
+        HERE / "cross_eval.csv", index=False, float_format="%.2f"
+    )
+    return df
+
+
+def mean_sd(v: pd.Series) -> str:
+    return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
+
+
+def t_interval(d: np.ndarray) -> str:
+    if len(d) < 2:
+        return f"{d.mean():+.2f} (n = 1)"
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}]"
+
+
+def fit(x: np.ndarray, y: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Least squares polynomial (coefficients lowest degree first), their covariance, and the
+    residual degrees of freedom."""
+    design = np.vander(x, degree + 1, increasing=True)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    dof = len(y) - degree - 1
+    sigma2 = ((y - design @ coef) ** 2).sum() / dof
+    return coef, sigma2 * np.linalg.inv(design.T @ design), dof
+
+
+def at(coef: np.ndarray, cov: np.ndarray, dof: int, x: float) -> str:
+    v = x ** np.arange(len(coef))
+    mean, half = v @ coef, stats.t.ppf(0.975, dof) * np.sqrt(v @ cov @ v)
+    return f"{mean:.2f} [{mean - half:.2f}, {mean + half:.2f}]"
+
+
+def cost_of_base(coef: np.ndarray, cov: np.ndarray, dof: int, x0: float) -> str:
+    """Predicted accuracy at the base tree's error minus that at zero error, with its interval."""
+    v = x0 ** np.arange(len(coef)) - 0.0 ** np.arange(len(coef))
+    mean, half = v @ coef, stats.t.ppf(0.975, dof) * np.sqrt(v @ cov @ v)
+    return f"{mean:+.2f} [{mean - half:+.2f}, {mean + half:+.2f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cross-eval", action="store_true")
+    args = parser.parse_args()
+    trees = json.loads((HERE / "trees.json").read_text())
+    df = records(trees)
+    if args.cross_eval:
+        df = cross_eval(df, trees)
+    elif (HERE / "cross_eval.csv").is_file():
+        df = df.merge(pd.read_csv(HERE / "cross_eval.csv")[["run", "test_on_q75"]], on="run")
+    df.to_csv(HERE / "dose.csv", index=False, float_format="%.3f")
+    base = df[df.quality == BASE].set_index("seed")
+    cross = "test_on_q75" in df
+    md = [
+        "| quality | median RMS /255 | n | clean-train acc % | val acc % | test acc % (own test "
+        "images) | − quality 75, paired by seed [95% t] |"
+        + (" test acc % on the quality-75 test images |" if cross else ""),
+        "|---:|---:|---:|---:|---:|---:|---|" + ("---:|" if cross else ""),
+    ]
+    for q, g in sorted(df.groupby("quality"), key=lambda kv: -kv[0]):
+        g = g.set_index("seed")
+        seeds = g.index.intersection(base.index)
+        diff = (g.loc[seeds, "test"] - base.loc[seeds, "test"]).to_numpy()
+        cells = [str(q), f"{g.rms.iloc[0]:.1f}", str(len(g))]
+        cells += [mean_sd(g[c]) for c in ("train_clean", "val", "test")]
+        cells += ["(baseline)" if q == BASE else t_interval(diff)]
+        cells += [mean_sd(g.test_on_q75)] if cross else []
+        md.append("| " + " | ".join(cells) + " |")
+    x, y = df.rms.to_numpy(), df.test.to_numpy()
+    x0 = trees[str(BASE)]["median_rms_255"]
+    md += ["", f"Fits of test accuracy on median RMS error over all {len(df)} runs:", ""]
+    md += ["| fit | slope at the base (points per 1/255) | accuracy at 0 error | "
+           "base − 0 error (the copy's cost) |", "|---|---:|---:|---:|"]  # fmt: skip
+    for degree, name in ((1, "linear"), (2, "quadratic")):
+        if len(np.unique(x)) <= degree or len(x) <= degree + 1:
+            continue
+        coef, cov, dof = fit(x, y, degree)
+        slope = sum(k * coef[k] * x0 ** (k - 1) for k in range(1, len(coef)))
+        md.append(
+            f"| {name} | {slope:+.3f} | {at(coef, cov, dof, 0.0)} | "
+            f"{cost_of_base(coef, cov, dof, x0)} |"
+        )
+    (HERE / "dose.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100, constrained_layout=True)
+    ax.scatter(x, y, label="test acc, own test images (one run)", zorder=3)
+    if cross:
+        ax.scatter(x, df.test_on_q75, marker="x", label="same nets on the quality-75 test images")
+    coef, _, _ = fit(x, y, 1)
+    grid = np.linspace(0, x.max() * 1.05, 50)
+    ax.plot(grid, coef[0] + coef[1] * grid, "--", color="grey", label="linear fit, extrapolated")
+    for q, t in trees.items():
+        ax.annotate(f"q{q}", (t["median_rms_255"], y.min()), textcoords="offset points",
+                    xytext=(0, -14), ha="center", fontsize=8)  # fmt: skip
+    ax.set_xlabel("median RMS error from the original pixels (/255)")
+    ax.set_ylabel("test accuracy %")
+    ax.set_title("ResNet-14 BN, 15 epochs, full CIFAR-10 at JPEG qualities", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.savefig(HERE / "dose_response.png")
+
+
+if __name__ == "__main__":
+    main()

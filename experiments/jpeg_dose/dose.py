@@ -8,7 +8,8 @@ through those points says about the original pixels.
 
 Reads runs/*/results.json (committed) and trees.json (each tree's median RMS error from the
 original pixels, measured on cifar10-mini's twins by project.studies.jpeg_reencode); writes
-dose.md, dose.csv, dose_response.png and, with --cross-eval, cross_eval.csv here.
+dose.md (also into README.md's dose-table block), dose.csv, dose_response.png and, with
+--cross-eval, cross_eval.csv here.
 """
 
 from __future__ import annotations
@@ -134,6 +135,15 @@ def fit_rows(df: pd.DataFrame, x0: float, outcome: str) -> list[str]:
     return rows
 
 
+def into_readme(table: str, start="<!-- dose-table -->", end="<!-- /dose-table -->") -> None:
+    """Put the tables between the README's markers, so its numbers are the records'."""
+    readme = HERE / "README.md"
+    text = readme.read_text()
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        readme.write_text(f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cross-eval", action="store_true")
@@ -143,7 +153,9 @@ def main() -> None:
     if args.cross_eval:
         df = cross_eval(df, trees)
     elif (HERE / "cross_eval.csv").is_file():
-        df = df.merge(pd.read_csv(HERE / "cross_eval.csv")[["run", "test_on_q75"]], on="run")
+        df = df.merge(
+            pd.read_csv(HERE / "cross_eval.csv")[["run", "test_on_q75"]], on="run", how="left"
+        )
     df.to_csv(HERE / "dose.csv", index=False, float_format="%.3f")
     base = df[df.quality == BASE].set_index("seed")
     cross = "test_on_q75" in df
@@ -172,6 +184,7 @@ def main() -> None:
     md += ["", "Accuracy % on the augmented training batches (mean over seeds):", ""]
     md += fit_speed(df)
     (HERE / "dose.md").write_text("\n".join(md) + "\n")
+    into_readme("\n".join(md))
     print("\n".join(md))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100, constrained_layout=True)

@@ -28,6 +28,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from project.report.stats import paired_difference  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 WORK = REPO / "outputs/full/jpeg_dose"
@@ -93,11 +95,12 @@ def mean_sd(v: pd.Series) -> str:
     return f"{v.mean():.2f} ± {v.std(ddof=1):.2f}" if len(v) > 1 else f"{v.mean():.2f}"
 
 
-def t_interval(d: np.ndarray) -> str:
-    if len(d) < 2:
-        return f"{d.mean():+.2f} (n = 1)"
-    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    return f"{d.mean():+.2f} [{d.mean() - half:+.2f}, {d.mean() + half:+.2f}]"
+def t_interval(variant: pd.Series, baseline: pd.Series) -> str:
+    """variant − baseline, paired by seed, with the project report's 95% t interval."""
+    d = paired_difference(variant.to_numpy(), baseline.to_numpy())
+    if d.lo is None:
+        return f"{d.diff:+.2f} (n = 1)"
+    return f"{d.diff:+.2f} [{d.lo:+.2f}, {d.hi:+.2f}]"
 
 
 def line(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -171,8 +174,8 @@ def main() -> None:
         cells = [str(q), f"{g.rms.iloc[0]:.1f}", str(len(g))]
         cells += [mean_sd(g[c]) for c in ("train_clean", "val", "test")]
         for col in ("test", "val"):
-            diff = (g.loc[seeds, col] - base.loc[seeds, col]).to_numpy()
-            cells += ["(baseline)" if q == BASE else t_interval(diff)]
+            diff = t_interval(g.loc[seeds, col], base.loc[seeds, col])
+            cells += ["(baseline)" if q == BASE else diff]
         cells += [mean_sd(g.test_on_q75)] if cross else []
         md.append("| " + " | ".join(cells) + " |")
     x, y = df.rms.to_numpy(), df.test.to_numpy()

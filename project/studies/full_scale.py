@@ -13,18 +13,16 @@ from collections.abc import Callable, Sequence
 
 from project.studies.queue import QueuedRun
 
-FULL_DATA = (
-    "data=folder",
-    "data.root=../shared/data/cifar10-jpeg",
-    "data.val_size=10000",
-    "logger=csv",
-    "trainer.enable_progress_bar=false",
-)
+FULL_ROOT = "../shared/data/cifar10-jpeg"
 NORMS = ("bn", "in", "bin", "ln", "gn", "none")
 
 
-def _run(study: str, name: str, seed: int, *overrides: str) -> QueuedRun:
-    return QueuedRun(study, f"{name}_s{seed}", (*FULL_DATA, *overrides, f"seed={seed}"))
+def _run(study: str, name: str, seed: int, *overrides: str, root: str = FULL_ROOT) -> QueuedRun:
+    """One full-scale run: the 40,000 / 10,000 split of the ImageFolder tree at `root`, CSV
+    logging, no progress bar, then the study's `overrides` and the seed."""
+    data = ("data=folder", f"data.root={root}", "data.val_size=10000", "logger=csv",
+            "trainer.enable_progress_bar=false")  # fmt: skip
+    return QueuedRun(study, f"{name}_s{seed}", (*data, *overrides, f"seed={seed}"))
 
 
 def norm_comparison(seeds: Sequence[int]) -> list[QueuedRun]:
@@ -133,7 +131,7 @@ def bf16_effect(seeds: Sequence[int]) -> list[QueuedRun]:
 #: --quality <Q> --lossless ../shared/data/cifar10-mini` (median RMS error from the original
 #: pixels, measured on cifar10-mini's twins: 7.6, 8.5, 10.4, 12.2 and 15.1 /255).
 JPEG_DOSE_ROOTS = {
-    75: "../shared/data/cifar10-jpeg",
+    75: FULL_ROOT,
     70: "data/cifar10-jpeg-q70",
     60: "data/cifar10-jpeg-q60",
     50: "data/cifar10-jpeg-q50",
@@ -145,23 +143,12 @@ def jpeg_dose(seeds: Sequence[int]) -> list[QueuedRun]:
     """How accuracy falls with the encoding's error at full scale: norm_comparison's scratch BN
     on the full JPEG copy and on the same files re-encoded at lower qualities (same names, split
     and seeds; only the pixels differ), to extrapolate towards the original pixels."""
-    data = [o for o in FULL_DATA if not o.startswith("data.root=")]
     return [
-        QueuedRun(
-            "jpeg_dose",
-            f"bn_q{q}_s{s}",
-            (
-                *data,
-                f"data.root={root}",
-                "experiment=norm_comparison",
-                "norm=bn",
-                f"norm_name=bn_q{q}",
-                f"seed={s}",
-            ),
-        )  # fmt: skip
+        _run("jpeg_dose", f"bn_q{q}", s, "experiment=norm_comparison", "norm=bn",
+             f"norm_name=bn_q{q}", root=root)
         for s in seeds
         for q, root in JPEG_DOSE_ROOTS.items()
-    ]
+    ]  # fmt: skip
 
 
 def hw2_fcn(seeds: Sequence[int]) -> list[QueuedRun]:

@@ -264,6 +264,21 @@ def test_the_jpeg_dose_runs_differ_only_in_the_tree_they_train_on():
         }
 
 
+def test_resnet20_paper_is_he_et_al_schedule_on_their_split():
+    (run,) = plan(["resnet20_paper"], seeds=(0,))
+    settings = dict(o.partition("=")[::2] for o in run.overrides)
+    assert settings["data.val_size"] == "5000"  # 45,000 / 5,000 as in the paper
+    assert settings["trainer.max_epochs"] == "182"  # 64k iterations of 352 steps
+    assert settings["experiment"] == "resnet20" and "scheduler" not in settings
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(run.overrides))
+    assert (cfg.model.n, cfg.batch_size, cfg.optimizer.lr) == (3, 128, 0.1)  # 6n+2 = 20 layers
+    assert cfg.optimizer.weight_decay == 1e-4 and cfg.optimizer.momentum == 0.9
+    assert list(cfg.scheduler.milestones) == [0.5, 0.75] and cfg.scheduler.gamma == 0.1
+
+
 # Every weights/ under experiments/, a study's sub-study too (norm_comparison/longer/weights/).
 COMMITTED_WEIGHTS = sorted((REPO / "experiments").glob("**/weights/*.json"))
 

@@ -237,12 +237,14 @@ def test_every_study_plans_distinct_runs_on_its_dataset(study):
         assert run.overrides[-2:] == ("trainer.max_epochs=30", "scheduler=cosine")
 
 
-def test_the_cpu_scale_comparisons_change_only_what_they_measure():
-    def settings(run: QueuedRun) -> dict[str, str]:
-        return dict(o.partition("=")[::2] for o in run.overrides)
+def settings_of(run: QueuedRun) -> dict[str, str]:
+    """A queued run's overrides as {key: value} (the last value of a repeated key, as Hydra)."""
+    return dict(o.partition("=")[::2] for o in run.overrides)
 
-    lossless, jpeg = (settings(r) for r in plan(["jpeg_effect"], seeds=(3,)))
-    (fp32,) = (settings(r) for r in plan(["bf16_effect"], seeds=(3,)))
+
+def test_the_cpu_scale_comparisons_change_only_what_they_measure():
+    lossless, jpeg = (settings_of(r) for r in plan(["jpeg_effect"], seeds=(3,)))
+    (fp32,) = (settings_of(r) for r in plan(["bf16_effect"], seeds=(3,)))
 
     def changed(a: dict, b: dict) -> set[str]:
         return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)}
@@ -254,7 +256,7 @@ def test_the_cpu_scale_comparisons_change_only_what_they_measure():
 
 
 def test_the_jpeg_dose_runs_differ_only_in_the_tree_they_train_on():
-    runs = [dict(o.partition("=")[::2] for o in r.overrides) for r in plan(["jpeg_dose"], (1,))]
+    runs = [settings_of(r) for r in plan(["jpeg_dose"], (1,))]
     assert [r["data.root"] for r in runs] == list(JPEG_DOSE_ROOTS.values())
     assert runs[0]["data.root"] == "../shared/data/cifar10-jpeg"  # quality 75: the copy as is
     for run in runs[1:]:
@@ -266,14 +268,13 @@ def test_the_jpeg_dose_runs_differ_only_in_the_tree_they_train_on():
 
 def test_resnet20_paper_is_he_et_al_schedule_on_their_split():
     (run,) = plan(["resnet20_paper"], seeds=(0,))
-    settings = dict(o.partition("=")[::2] for o in run.overrides)
+    settings = settings_of(run)
     assert settings["data.val_size"] == "5000"  # 45,000 / 5,000 as in the paper
     assert settings["trainer.max_epochs"] == "182"  # 64k iterations of 352 steps
     assert settings["experiment"] == "resnet20" and "scheduler" not in settings
-    from hydra import compose, initialize_config_dir
+    from project.training.compose import compose_job_config
 
-    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(run.overrides))
+    cfg = compose_job_config(list(run.overrides))
     assert (cfg.model.n, cfg.batch_size, cfg.optimizer.lr) == (3, 128, 0.1)  # 6n+2 = 20 layers
     assert cfg.optimizer.weight_decay == 1e-4 and cfg.optimizer.momentum == 0.9
     assert list(cfg.scheduler.milestones) == [0.5, 0.75] and cfg.scheduler.gamma == 0.1

@@ -8,7 +8,7 @@ through those points says about the original pixels.
 
 Reads runs/*/results.json (committed) and trees.json (each tree's median RMS error from the
 original pixels, measured on cifar10-mini's twins by project.studies.jpeg_reencode); writes
-dose.md (also into README.md's dose-table block), dose.csv, dose_response.png and, with
+dose.md (also into README.md between its dose-table markers), dose.csv, dose_response.png and, with
 --cross-eval, cross_eval.csv here.
 """
 
@@ -29,6 +29,9 @@ import pandas as pd  # noqa: E402
 from scipy import stats  # noqa: E402
 
 from project.report.stats import paired_difference  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/, for table.py
+from table import write_between_markers  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -138,15 +141,6 @@ def fit_rows(df: pd.DataFrame, x0: float, outcome: str) -> list[str]:
     return rows
 
 
-def into_readme(table: str, start="<!-- dose-table -->", end="<!-- /dose-table -->") -> None:
-    """Put the tables between the README's markers, so its numbers are the records'."""
-    readme = HERE / "README.md"
-    text = readme.read_text()
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        readme.write_text(f"{head}{start}\n{table}\n{end}{rest.split(end, 1)[1]}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cross-eval", action="store_true")
@@ -187,7 +181,7 @@ def main() -> None:
     md += ["", "Accuracy % on the augmented training batches (mean over seeds):", ""]
     md += fit_speed(df)
     (HERE / "dose.md").write_text("\n".join(md) + "\n")
-    into_readme("\n".join(md))
+    write_between_markers(HERE / "README.md", "dose-table", "\n".join(md))  # numbers = records
     print("\n".join(md))
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100, constrained_layout=True)

@@ -4,7 +4,8 @@ Under `torch.autocast("cpu", dtype=torch.bfloat16)` the convolutions and matmuls
 bfloat16 kernels. Their speed depends on the CPU's bfloat16 instructions:
 
 - `amx`: Intel AMX tiles (`amx_bf16` in /proc/cpuinfo; Xeon Sapphire Rapids and later) —
-  matrix units, the fastest path (the issue measured ResNet-14 steps ~2x faster than float32);
+  matrix units, the fastest path (2-core Xeon: a compiled ResNet-14 epoch 1.9x faster than
+  float32, 22 s vs 43 s; experiments/benchmarks/README.md, "On a 2-core AMX Xeon");
 - `avx512_bf16`: AVX-512 BF16 dot products (`avx512_bf16`; AMD Zen 4+, Intel Cooper Lake) —
   also faster than float32 (measured here, see experiments/benchmarks/README.md);
 - `none`: neither — oneDNN emulates bfloat16 with float32 arithmetic plus conversions, so bf16

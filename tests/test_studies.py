@@ -312,3 +312,13 @@ def test_committed_weights_reproduce_their_recorded_test_accuracy(info_path, tmp
         with (tmp_path / "predictions.csv").open() as f:
             labels = [int(row["label"]) for row in csv.DictReader(f)]
         assert int((np.array(labels) != np.load(recorded)["pred"]).sum()) <= 10
+
+
+def test_batch_2_is_queued_apart_into_the_batch_size_study_folder():
+    runs = plan(["batch_size_study_b2"], seeds=(0,))
+    assert [r.name for r in runs] == ["bn_b2_s0", "gn_b2_s0"]
+    assert {r.study for r in runs} == {"batch_size_study"}
+    for run in runs:
+        settings = settings_of(run)
+        assert settings["batch_size"] == "2" and settings["trainer.log_every_n_steps"] == "640"
+    assert not any("_b2_" in r.name for r in plan(["batch_size_study"], seeds=(0,)))
